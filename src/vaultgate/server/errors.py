@@ -1,0 +1,111 @@
+"""The server's one error tree, and the single place it becomes an HTTP answer.
+
+    VaultError                   (status, code, message)
+    ├── InvalidInput        400  bad_request / a field-specific code
+    │   └── Unprocessable   422  validation_error, blocked_destination, ...
+    ├── Unauthenticated     401  invalid_key, key_revoked, key_expired, invalid_signature
+    ├── Forbidden           403  policy codes, grant_expired, grant_revoked, forbidden
+    ├── NotFound            404  grant_not_found, app_not_found, secret_not_found, ...
+    ├── Conflict            409  duplicate_name, ...
+    ├── PayloadTooLarge     413  body_too_large
+    ├── RateLimited         429  rate_limit_exceeded (with Retry-After)
+    ├── BadGateway          502  upstream_error
+    ├── Unavailable         503  audit_unavailable, storage_unavailable
+    └── GatewayTimeout      504  upstream_timeout
+
+Messages are written for the client: they name the field or rule at fault and never carry a
+secret value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VaultError(Exception):
+    status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.field = field
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def envelope(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.field is not None:
+            detail["field"] = self.field
+        detail.update(self.extra)
+        return {"detail": detail}
+
+
+class InvalidInput(VaultError):
+    status = 400
+    default_code = "bad_request"
+
+
+class Unprocessable(InvalidInput):
+    status = 422
+    default_code = "validation_error"
+
+
+class Unauthenticated(VaultError):
+    status = 401
+    default_code = "invalid_key"
+
+
+class Forbidden(VaultError):
+    status = 403
+    default_code = "forbidden"
+
+
+class NotFound(VaultError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(VaultError):
+    status = 409
+    default_code = "conflict"
+
+
+class PayloadTooLarge(VaultError):
+    status = 413
+    default_code = "body_too_large"
+
+
+class RateLimited(VaultError):
+    status = 429
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, retry_after)
+        self.headers.setdefault("Retry-After", str(self.retry_after))
+        self.extra.setdefault("retry_after", self.retry_after)
+
+
+class BadGateway(VaultError):
+    status = 502
+    default_code = "upstream_error"
+
+
+class Unavailable(VaultError):
+    status = 503
+    default_code = "unavailable"
+
+
+class GatewayTimeout(VaultError):
+    status = 504
+    default_code = "upstream_timeout"
