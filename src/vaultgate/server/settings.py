@@ -1,0 +1,118 @@
+"""Typed settings, loaded once at start from flags and ``VAULTGATE_*`` variables, then passed in.
+
+Nothing else in the server reads the environment: ``load_settings(env=...)`` takes the mapping,
+so tests hand in a dict instead of patching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vaultgate.injection.credential import REDACTED
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_PORT = 8200
+DEFAULT_DATA_DIR = Path(".vaultgate")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable or flag."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allow_private_destinations: tuple[Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
+    log_level: str = "info"
+    max_request_body: int = 10 * 1024 * 1024
+    max_response_body: int = 50 * 1024 * 1024
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    cache_ttl: float = 2.0
+
+    def __repr__(self) -> str:
+        shown = REDACTED if self.master_key else None
+        return (
+            f"Settings(data_dir={str(self.data_dir)!r}, database_url={_safe_url(self.db_url)!r}, "
+            f"master_key={shown!r}, host={self.host!r}, port={self.port})"
+        )
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vaultgate.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def parse_networks(values: Sequence[str] | str, name: str) -> tuple[Network, ...]:
+    items = values.replace(",", " ").split() if isinstance(values, str) else list(values)
+    try:
+        return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: not a CIDR list ({exc})") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer") from None
+
+
+def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
+    """Settings from the environment mapping, with command-line flags (not None) taking precedence."""
+    base = Settings(
+        data_dir=Path(env.get("VAULTGATE_DATA_DIR") or DEFAULT_DATA_DIR),
+        database_url=env.get("VAULTGATE_DATABASE_URL") or None,
+        master_key=env.get("VAULTGATE_MASTER_KEY") or None,
+        master_key_file=Path(p) if (p := env.get("VAULTGATE_MASTER_KEY_FILE")) else None,
+        host=env.get("VAULTGATE_HOST") or "127.0.0.1",
+        port=_int(env, "VAULTGATE_PORT", DEFAULT_PORT),
+        allow_private_destinations=parse_networks(
+            env.get("VAULTGATE_ALLOW_PRIVATE_DESTINATIONS", ""), "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS"
+        ),
+        trusted_proxies=parse_networks(
+            env.get("VAULTGATE_TRUSTED_PROXIES", ""), "VAULTGATE_TRUSTED_PROXIES"
+        ),
+        log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
+    )
+    for name in ("allow_private_destinations", "trusted_proxies"):
+        if flags.get(name):
+            flags[name] = parse_networks(flags[name], "--" + name.replace("_", "-"))
+    if "data_dir" in flags and flags["data_dir"] is not None:
+        flags["data_dir"] = Path(flags["data_dir"])
+    settings = base.with_overrides(**flags)
+    if not 0 < settings.port < 65536:
+        raise SettingsError("port: must be between 1 and 65535")
+    return settings

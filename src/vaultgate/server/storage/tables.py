@@ -1,0 +1,172 @@
+"""The schema, as SQLAlchemy Core tables. Migrations under ``migrations/`` build exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite hands back naive values otherwise)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ID = sa.String(36)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+master_keys = sa.Table(
+    "master_keys",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("kcv", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("credential_type", sa.String(16), nullable=False),
+    sa.Column("injection", sa.JSON, nullable=False),
+    sa.Column("allowed_hosts", sa.JSON, nullable=False),
+    sa.Column("aws", sa.JSON, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("app_id", "name", name="uq_secrets_app_id_name"),
+)
+
+secret_versions = sa.Table(
+    "secret_versions",
+    metadata,
+    sa.Column("secret_id", ID, sa.ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("master_key_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("destroyed_at", UTCDateTime, nullable=True),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("secret_id", ID, sa.ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("parent_id", ID, sa.ForeignKey("grants.id"), nullable=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Index("ix_grants_secret_id", "secret_id"),
+    sa.Index("ix_grants_parent_id", "parent_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("id", ID, nullable=False, unique=True),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("code", sa.String(64), nullable=True),
+    sa.Column("app_id", ID, nullable=True),
+    sa.Column("key_id", ID, nullable=True),
+    sa.Column("caller", sa.String(255), nullable=True),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("portal_user", sa.String(320), nullable=True),
+    sa.Column("grant_id", ID, nullable=True),
+    sa.Column("secret_id", ID, nullable=True),
+    sa.Column("method", sa.String(16), nullable=True),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=True),
+    sa.Column("upstream_status", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Integer, nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("details", sa.JSON, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
+    sa.Index("ix_audit_events_grant_id", "grant_id"),
+    sa.Index("ix_audit_events_app_id", "app_id"),
+    sa.Index("ix_audit_events_ts", "ts"),
+)
+
+portal_users = sa.Table(
+    "portal_users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime, nullable=True),
+)
