@@ -94,7 +94,17 @@ secrets = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("last_used_at", UTCDateTime, nullable=True),
-    sa.UniqueConstraint("app_id", "name", name="uq_secrets_app_id_name"),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
+    # A deleted secret keeps its row (its grants answer "revoked", its history stays readable),
+    # so only live secrets need unique names.
+    sa.Index(
+        "uq_secrets_live_name",
+        "app_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
 )
 
 secret_versions = sa.Table(
@@ -131,8 +141,12 @@ grants = sa.Table(
 audit_events = sa.Table(
     "audit_events",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("id", ID, nullable=False, unique=True),
     sa.Column("ts", UTCDateTime, nullable=False),
     sa.Column("event", sa.String(64), nullable=False),

@@ -115,12 +115,21 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["app_id"], ["apps.id"], name=op.f("fk_secrets_app_id_apps"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_secrets")),
-        sa.UniqueConstraint("app_id", "name", name="uq_secrets_app_id_name"),
     )
+    with op.batch_alter_table("secrets", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_secrets_live_name",
+            ["app_id", "name"],
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+
     op.create_table(
         "grants",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -181,6 +190,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_grants_parent_id")
 
     op.drop_table("grants")
+    with op.batch_alter_table("secrets", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_secrets_live_name",
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+
     op.drop_table("secrets")
     op.drop_table("api_keys")
     op.drop_table("portal_users")
