@@ -58,6 +58,9 @@ class AwsDefaults:
 
 @dataclass(frozen=True, slots=True)
 class Provider:
+    """One API's template. ``hosts`` and injection values may hold ``{param}`` placeholders;
+    use ``resolve_hosts`` and ``injection_rules`` to get them filled for an account."""
+
     slug: str
     name: str
     credential_type: CredentialType

@@ -161,7 +161,7 @@ def _check_params(spec: ProviderSpec) -> None:
                 raise ValueError(f"parameter {name!r} has a default or choice that is no DNS name")
         if param.default is not None and param.choices and param.default not in param.choices:
             raise ValueError(f"parameter {name!r} defaults to a value outside its choices")
-        if param.from_key is not None and re.compile(param.from_key).groups < 1:
+        if param.from_key is not None and _compile(param.from_key).groups < 1:
             raise ValueError(f"parameter {name!r}: from_key needs a capturing group")
 
 
@@ -179,7 +179,7 @@ def _check_credential(spec: ProviderSpec) -> None:
     if _key_field(spec) not in allowed:
         raise ValueError(f"key_field {spec.key_field!r} is not a credential field")
     if spec.key_pattern is not None:
-        re.compile(spec.key_pattern)
+        _compile(spec.key_pattern)
     elif spec.key_hint is not None:
         raise ValueError("key_hint without key_pattern")
 
@@ -227,6 +227,13 @@ def _check_header_name(name: str) -> None:
         raise ValueError(f"header name {name!r} is not an RFC 9110 token")
     if name.lower() in FORBIDDEN_HEADERS:
         raise ValueError(f"header {name!r} may not be injected")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
 
 
 def _within(names: tuple[str, ...], allowed: set[str], what: str) -> None:
