@@ -1,4 +1,81 @@
-"""Code shared by the SDK and the server: credentials, injection rules, SigV4, request signing.
+"""Owns what a credential looks like on the wire: injection rules, SigV4, request signing.
 
-It needs nothing but the standard library and httpx, and must never import from `vaultgate.server`.
+Shared by the SDK and the server, so it needs only the standard library and httpx and must never
+import `vaultgate.server`, read the environment, or log a credential value.
 """
+
+from vaultgate.injection.credential import Credential, CredentialType
+from vaultgate.injection.rules import (
+    AdditionalRule,
+    Injection,
+    InjectionRuleError,
+    InjectionRules,
+    apply_path,
+    apply_rules,
+    default_rules,
+    injected_header_names,
+    injected_query_names,
+    placeholders,
+    render,
+    rendered,
+    strip_query,
+    template_fields,
+    validate_rules,
+)
+from vaultgate.injection.signing import (
+    SignatureError,
+    canonical_path,
+    parse_timestamp,
+    sign_request,
+    signing_key,
+    string_to_sign,
+    string_to_sign_v2,
+    verify_signature,
+)
+from vaultgate.injection.sigv4 import (
+    AwsCredentials,
+    SignedRequest,
+    SigV4Request,
+    detect_region_service,
+    presign_url,
+    sign_headers,
+)
+from vaultgate.injection.wire import apply_wire, from_wire, injected_names, to_wire
+
+__all__ = [
+    "AdditionalRule",
+    "AwsCredentials",
+    "Credential",
+    "CredentialType",
+    "Injection",
+    "InjectionRuleError",
+    "InjectionRules",
+    "SigV4Request",
+    "SignatureError",
+    "SignedRequest",
+    "apply_path",
+    "apply_rules",
+    "apply_wire",
+    "canonical_path",
+    "default_rules",
+    "detect_region_service",
+    "from_wire",
+    "injected_header_names",
+    "injected_names",
+    "injected_query_names",
+    "parse_timestamp",
+    "placeholders",
+    "presign_url",
+    "render",
+    "rendered",
+    "sign_headers",
+    "sign_request",
+    "signing_key",
+    "string_to_sign",
+    "string_to_sign_v2",
+    "strip_query",
+    "template_fields",
+    "to_wire",
+    "validate_rules",
+    "verify_signature",
+]

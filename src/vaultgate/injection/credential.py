@@ -53,7 +53,7 @@ class Credential(Mapping[str, str]):
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("a Credential cannot be pickled")
 
     def redacted(self) -> dict[str, str]:
