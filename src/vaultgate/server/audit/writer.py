@@ -1,0 +1,272 @@
+"""The one audit writer of a process: a thread that group-commits whatever has been queued.
+
+Callers enqueue; the thread takes everything waiting (up to ``max_batch``), chains it onto the
+head inside ONE transaction that locks the head, commits, and only then tells each caller. So a
+burst of N requests costs one flush, not N, and several nodes sharing a PostgreSQL database still
+build one gap-free chain (the head row lock serialises their batches).
+
+Failure is all-or-nothing per batch: every waiter gets ``Unavailable`` (503) and nothing of the
+batch is stored. The next batch reads the head afresh, so the vault recovers on its own when the
+store does. Fire-and-forget events (``submit``) are kept and retried with backoff instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy.engine import Engine
+
+from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.audit.sink import ChainHeadMissing, append, lock_head
+from vaultgate.server.errors import Unavailable
+
+# lock_head and ChainHeadMissing are re-exported: callers reached for them here first.
+__all__ = ["AuditWriter", "ChainHeadMissing", "WriterStats", "audit_unavailable", "lock_head"]
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_MESSAGE: Final = "the audit trail cannot be written; the request was refused"
+_MIN_BACKOFF: Final = 0.05
+_MAX_BACKOFF: Final = 5.0
+
+
+def audit_unavailable() -> Unavailable:
+    return Unavailable(UNAVAILABLE_MESSAGE, code="audit_unavailable")
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: AuditEvent
+    # Who waits: nobody (submit), a thread (record_sync), or a task on ``loop`` (record).
+    future: Future[None] | asyncio.Future[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    rows: int = 0
+    failed_batches: int = 0
+    dropped: int = 0
+
+
+def _resolve(future: Future[None] | asyncio.Future[None], failed: bool) -> None:
+    # A waiter that timed out or was cancelled has gone; its event is still written (the trail
+    # over-records a refused request rather than losing an allowed one).
+    if future.done():
+        return
+    try:
+        if failed:
+            future.set_exception(audit_unavailable())
+        else:
+            future.set_result(None)
+    except (InvalidStateError, asyncio.InvalidStateError):
+        pass
+
+
+def _resolve_all(futures: list[asyncio.Future[None]], failed: bool) -> None:
+    for future in futures:
+        _resolve(future, failed)
+
+
+def _settle(batch: list[_Pending], *, failed: bool) -> None:
+    """Tell every waiter of ``batch``; one wake-up per event loop, not one per task."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        if isinstance(pending.future, asyncio.Future) and pending.loop is not None:
+            by_loop.setdefault(pending.loop, []).append(pending.future)
+        elif pending.future is not None:
+            _resolve(pending.future, failed)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is left to tell
+            loop.call_soon_threadsafe(_resolve_all, futures, failed)
+
+
+def _describe(exc: BaseException) -> str:
+    # The driver's own first line: SQLAlchemy's str() would append the bound parameters.
+    inner = getattr(exc, "orig", None) or exc
+    first = str(inner).splitlines()[0] if str(inner) else ""
+    return f"{type(inner).__name__}: {first}"
+
+
+class AuditWriter:
+    """Group-committing audit writer; create one per process, ``start()`` it, ``stop()`` it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit_key: bytes,
+        *,
+        max_batch: int = 500,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 10.0,
+        max_retained: int = 10_000,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._engine = engine
+        self._key = audit_key
+        self._max_batch = max_batch
+        self._clock = clock
+        self._timeout = timeout
+        self._max_retained = max_retained
+        self._cond = threading.Condition()
+        self._fresh: deque[_Pending] = deque()
+        self._retry: deque[_Pending] = deque()
+        self._state = "new"
+        self._thread: threading.Thread | None = None
+        self._failing = False
+        self._backoff = _MIN_BACKOFF
+        self._retry_at = 0.0
+        self.stats = WriterStats()
+
+    def __repr__(self) -> str:
+        return f"AuditWriter(state={self._state!r}, dialect={self._engine.dialect.name!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._cond:
+            if self._state != "new":
+                raise RuntimeError(f"AuditWriter cannot start from state {self._state}")
+            self._state = "running"
+        self._thread = threading.Thread(target=self._run, name="vaultgate-audit", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Refuse new events, write what is queued (one last try for retried ones), then end."""
+        with self._cond:
+            if self._state in ("new", "stopped"):
+                self._state = "stopped"
+                return
+            self._state = "stopping"
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            self._state = "stopped"
+            leftovers = [*self._fresh, *self._retry]
+            self._fresh.clear()
+            self._retry.clear()
+        _settle(leftovers, failed=True)
+
+    # -- callers ---------------------------------------------------------------------------
+
+    async def record(self, event: AuditEvent) -> None:
+        """Return once ``event`` is committed; raise ``Unavailable`` (503) when it cannot be."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(_Pending(event, future, loop))
+        try:
+            async with asyncio.timeout(self._timeout):
+                await future
+        except TimeoutError:
+            log.warning("audit write did not complete within %.1fs", self._timeout)
+            raise audit_unavailable() from None
+
+    def record_sync(self, event: AuditEvent) -> None:
+        """Blocking ``record`` for sync code in a worker thread (never on the event loop)."""
+        future: Future[None] = Future()
+        self._enqueue(_Pending(event, future))
+        try:
+            future.result(self._timeout)
+        except TimeoutError:
+            future.cancel()
+            log.warning("audit write did not complete within %.1fs", self._timeout)
+            raise audit_unavailable() from None
+
+    def submit(self, event: AuditEvent) -> None:
+        """Queue ``event`` without waiting (outcomes): retried until stored, logged if dropped."""
+        try:
+            self._enqueue(_Pending(event))
+        except Unavailable:
+            self.stats.dropped += 1
+            log.warning("audit writer stopped; an %s event was dropped", event.event)
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._cond:
+            if self._state == "new":
+                raise RuntimeError("AuditWriter.start() has not been called")
+            if self._state != "running":
+                raise audit_unavailable()
+            self._fresh.append(pending)
+            self._cond.notify()
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._write(batch)
+            except Exception as exc:
+                self._on_failure(batch, exc)
+            else:
+                self._on_success(batch)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """Everything fresh (up to max_batch); else due retries; None once stopped and drained."""
+        with self._cond:
+            while True:
+                if self._fresh:
+                    return self._take(self._fresh)
+                stopping = self._state != "running"
+                if self._retry and (stopping or self._clock() >= self._retry_at):
+                    return self._take(self._retry)
+                if stopping:
+                    return None
+                wait = max(0.0, self._retry_at - self._clock()) if self._retry else None
+                self._cond.wait(wait)
+
+    def _take(self, queue: deque[_Pending]) -> list[_Pending]:
+        return [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+
+    def _write(self, batch: list[_Pending]) -> None:
+        with self._engine.begin() as conn:
+            append(
+                conn, [pending.event for pending in batch], self._key, lock_head(conn, self._key)
+            )
+
+    def _on_success(self, batch: list[_Pending]) -> None:
+        self.stats.batches += 1
+        self.stats.rows += len(batch)
+        with self._cond:
+            self._backoff = _MIN_BACKOFF
+            self._retry_at = 0.0
+            if self._failing:
+                self._failing = False
+                log.warning("audit store writable again; the audit trail resumed")
+        _settle(batch, failed=False)
+
+    def _on_failure(self, batch: list[_Pending], exc: Exception) -> None:
+        self.stats.failed_batches += 1
+        if not self._failing:
+            self._failing = True
+            log.error("audit store cannot be written, refusing requests: %s", _describe(exc))
+        _settle([pending for pending in batch if pending.future is not None], failed=True)
+        kept = [pending for pending in batch if pending.future is None]
+        with self._cond:
+            if self._state != "running":
+                self._drop(len(kept))
+                return
+            # Back at the front, in order; beyond max_retained the newest are dropped (loudly).
+            self._retry.extendleft(reversed(kept))
+            overflow = len(self._retry) - self._max_retained
+            for _ in range(max(0, overflow)):
+                self._retry.pop()
+            self._drop(overflow)
+            self._retry_at = self._clock() + self._backoff
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+
+    def _drop(self, count: int) -> None:
+        if count > 0:
+            self.stats.dropped += count
+            log.error("%d fire-and-forget audit events could not be stored and were dropped", count)
