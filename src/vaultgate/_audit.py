@@ -1,0 +1,115 @@
+"""The retrieve-mode outcome report (protocol 3.6), stripped of every credential.
+
+The vault sees a retrieve-mode call only through this report, and the report is stored, so it
+must carry what happened and nothing that authenticates: injected headers and query parameters
+are dropped by name, authentication headers by kind, and any remaining occurrence of a secret
+value (a provider echoing the token back) is masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+
+from ._calls import Call
+from ._errors import redact
+from ._protocol import TokenGrant
+
+MAX_BODY_BYTES: Final = 10_000
+SENSITIVE_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-amz-date",
+        "x-amz-content-sha256",
+        "x-amz-security-token",
+    }
+)
+
+
+def _headers(headers: httpx.Headers, dropped: frozenset[str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower() not in SENSITIVE_HEADERS and name.lower() not in dropped
+    }
+
+
+def clean_url(url: httpx.URL, injected_query: frozenset[str]) -> httpx.URL:
+    """``url`` without the query parameters that injection sets."""
+    if not injected_query:
+        return url
+    kept: list[tuple[str, str | int | float | bool | None]] = [
+        (k, v) for k, v in url.params.multi_items() if k not in injected_query
+    ]
+    return url.copy_with(params=kept) if kept else url.copy_with(query=None)
+
+
+def _request_body(call: Call) -> Any:
+    if call.json is not None:
+        return call.json
+    if not call.content:
+        return None
+    return _text(call.content, large="binary body", binary="binary body")
+
+
+def _text(body: bytes, *, large: str, binary: str) -> str:
+    """The whole body as text, or a placeholder naming its size: never a silently cut body."""
+    if len(body) > MAX_BODY_BYTES:
+        return f"<{large}: {len(body)} bytes>"
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{binary}: {len(body)} bytes>"
+
+
+def _response_body(response: httpx.Response) -> str:
+    return _text(response.content, large="response too large", binary="binary response")
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {redact(str(k), secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+def report(
+    call: Call,
+    grant: TokenGrant,
+    outgoing: httpx.Request,
+    response: httpx.Response | None,
+    latency_ms: int,
+) -> dict[str, Any]:
+    """The audit body for ``outgoing`` (the provider request before injection).
+
+    ``response`` is None when the provider could not be reached (status 0).
+    """
+    body: dict[str, Any] = {
+        "grant_id": grant.grant_id,
+        "provider_id": grant.provider_id,
+        "token_generation": grant.token_generation,
+        "method": call.method,
+        "url": str(clean_url(outgoing.url, grant.injected_query)),
+        "request_headers": _headers(outgoing.headers, grant.injected_headers),
+        "request_body": _request_body(call),
+        "response_status": response.status_code if response is not None else 0,
+        "response_headers": _headers(response.headers, frozenset())
+        if response is not None
+        else None,
+        "response_body": _response_body(response) if response is not None else None,
+        "latency_ms": max(0, latency_ms),
+        "reason": call.reason,
+        "context": None,
+    }
+    scrubbed: dict[str, Any] = _scrub(body, grant.secrets)
+    return scrubbed

@@ -1,0 +1,255 @@
+"""The Alter SDK protocol, sans I/O: signed vault requests in, typed answers out.
+
+The async and sync clients share every byte of it: they build requests here, send them with
+their own httpx client, and hand the answers back here. Protocol sections refer to
+``reference/alter-sdk-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from vaultgate.injection.rules import InjectionRuleError
+from vaultgate.injection.signing import sign_request
+from vaultgate.injection.wire import apply_wire, injected_names
+
+from ._calls import Call, provider_error
+from ._errors import REDACTED, BackendError, error_from_response
+
+USER_AGENT: Final = "vaultgate-python/0.1"
+TOKEN_PATH: Final = "/sdk/token"
+PROXY_PATH: Final = "/sdk/proxy"
+AUDIT_PATH: Final = "/sdk/oauth/audit/api-call"
+
+_B64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+# The proxy answer carries the decoded body, so headers describing the original framing are stale.
+_FRAMING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def compact_json(value: Any) -> bytes:
+    """The one serialisation of a JSON body: the bytes hashed are the bytes sent (protocol 2.2)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _new_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Signer:
+    """Builds HMAC-signed requests to the vault for one API key and caller identity."""
+
+    api_key: str
+    caller: str | None = None
+    caller_type: str = "service"
+    clock: Callable[[], float] = time.time
+    nonce: Callable[[], str] = _new_nonce
+
+    def __repr__(self) -> str:
+        return f"Signer(api_key={REDACTED!r}, caller={self.caller!r})"
+
+    def default_headers(self) -> dict[str, str]:
+        """Headers on every vault request (protocol 1.3); the key goes to the vault only."""
+        headers = {"x-api-key": self.api_key, "User-Agent": USER_AGENT}
+        if self.caller is not None:
+            headers |= {"X-Alter-Caller": self.caller, "X-Alter-Caller-Type": self.caller_type}
+        return headers
+
+    def build(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        path: str,
+        payload: Mapping[str, Any],
+        *,
+        caller: str | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Request:
+        """A signed ``POST path``; ``path`` is the SDK-relative path that is signed."""
+        body = compact_json(payload)
+        who = caller if caller is not None else self.caller
+        headers = {"Content-Type": "application/json"}
+        if who is not None:
+            headers |= {"X-Alter-Caller": who, "X-Alter-Caller-Type": self.caller_type}
+        headers |= sign_request(
+            self.api_key,
+            "POST",
+            path,
+            body,
+            caller=who,
+            caller_type=self.caller_type if who is not None else None,
+            now=int(self.clock()),
+            nonce=self.nonce(),
+        )
+        wait = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
+        return client.build_request("POST", path, content=body, headers=headers, timeout=wait)
+
+
+def vault_json(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object of a vault success answer, or the typed error it stands for."""
+    if response.status_code >= 400:
+        raise error_from_response(
+            response.status_code, response.content, response.headers, secrets=secrets
+        )
+    try:
+        parsed = json.loads(response.content)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise _bad_answer(response, "the vault's answer is not a JSON object")
+    return parsed
+
+
+def _bad_answer(response: httpx.Response, message: str) -> BackendError:
+    return BackendError(
+        message,
+        code="invalid_response",
+        status_code=response.status_code,
+        request_id=response.headers.get("x-request-id"),
+    )
+
+
+def token_payload(call: Call) -> dict[str, Any]:
+    """The ``/sdk/token`` body (protocol 3.2)."""
+    request = {"method": call.method, "url": str(call.full_url())}
+    return {"grant_id": call.grant_id, "reason": call.reason, "request": request}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class TokenGrant:
+    """A ``/sdk/token`` answer: the injection payload plus what the audit report needs.
+
+    It holds the credential, so its repr names the grant only.
+    """
+
+    payload: Mapping[str, Any]
+    grant_id: str
+    provider_id: str
+    token_generation: str | None
+    secrets: tuple[str, ...] = field(default=())
+    injected_headers: frozenset[str] = frozenset()
+    injected_query: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"TokenGrant(grant_id={self.grant_id!r}, payload={REDACTED!r})"
+
+    @classmethod
+    def parse(cls, response: httpx.Response, *, api_key: str) -> TokenGrant:
+        payload = vault_json(response, secrets=(api_key,))
+        token = payload.get("access_token")
+        if not isinstance(token, str) or not token or any(c in token for c in "\r\n\0"):
+            raise _bad_answer(response, "the vault's token answer has no usable access_token")
+        grant_id = _canonical_uuid(payload.get("grant_id"))
+        if grant_id is None:
+            raise _bad_answer(response, "the vault's token answer has no canonical grant_id")
+        try:
+            headers, query = injected_names(payload)
+        except InjectionRuleError as exc:
+            message = f"the vault's injection fields are invalid ({exc.field})"
+            raise _bad_answer(response, message) from None
+        extra = payload.get("additional_credentials")
+        values = (
+            tuple(v for v in extra.values() if isinstance(v, str))
+            if isinstance(extra, dict)
+            else ()
+        )
+        provider_id = payload.get("provider_id")
+        return cls(
+            payload=payload,
+            grant_id=grant_id,
+            provider_id=provider_id if isinstance(provider_id, str) else "",
+            token_generation=_canonical_uuid(payload.get("token_generation")),
+            secrets=(token, *values, api_key),
+            injected_headers=frozenset(name.lower() for name in headers),
+            injected_query=query,
+        )
+
+    def inject(self, request: httpx.Request) -> httpx.Request:
+        return apply_wire(self.payload, request)
+
+
+def _canonical_uuid(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        return None
+    return canonical if canonical == value else None
+
+
+def proxy_payload(call: Call) -> dict[str, Any]:
+    """The ``/sdk/proxy`` body (protocol 4.2); raw content travels as ``body_b64``."""
+    payload: dict[str, Any] = {"method": call.method, "url": str(call.url)}
+    payload["grant_id"] = call.grant_id
+    if call.json is not None:
+        payload["body"] = call.json
+    elif call.content:
+        payload["body_b64"] = base64.b64encode(call.content).decode("ascii")
+    if call.headers:
+        payload["headers"] = dict(call.headers)
+    if call.params:
+        payload["query_params"] = dict(call.params)
+    if call.reason is not None:
+        payload["reason"] = call.reason
+    return payload
+
+
+def proxy_response(answer: httpx.Response, call: Call, *, api_key: str) -> httpx.Response:
+    """The provider's answer, rebuilt from the ``/sdk/proxy`` envelope (protocol 4.3)."""
+    envelope = vault_json(answer, secrets=(api_key,))
+    if answer.status_code != 200:
+        # 202 means a human approval gate, which this SDK does not drive.
+        raise _bad_answer(answer, f"unexpected HTTP {answer.status_code} from /sdk/proxy")
+    status, headers, body_b64 = (envelope.get(k) for k in ("status_code", "headers", "body_b64"))
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise _bad_answer(answer, "the proxy answer has no valid status_code")
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise _bad_answer(answer, "the proxy answer's headers are not strings")
+    if not isinstance(body_b64, str) or not _B64.fullmatch(body_b64):
+        raise _bad_answer(answer, "the proxy answer's body_b64 is not base64")
+    try:
+        content = base64.b64decode(body_b64, validate=True)
+    except binascii.Error:
+        raise _bad_answer(answer, "the proxy answer's body_b64 is not base64") from None
+    kept = {k: v for k, v in headers.items() if k.lower() not in _FRAMING_HEADERS}
+    request = httpx.Request(call.method, call.full_url(), headers=call.headers)
+    response = httpx.Response(status, headers=kept, content=content, request=request)
+    response.extensions["vaultgate"] = {
+        "body_truncated": envelope.get("body_truncated") is True,
+        "request_id": answer.headers.get("x-request-id"),
+    }
+    return response
+
+
+def raise_for_provider(response: httpx.Response, secrets: tuple[str, ...]) -> httpx.Response:
+    """``response``, or the ``ProviderAPIError`` for its status >= 400 (parity with alter-sdk)."""
+    error = provider_error(response, secrets)
+    if error is not None:
+        raise error
+    return response
+
+
+def raise_for_stream(response: httpx.Response, api_key: str) -> None:
+    """The error for a read transparent-proxy answer >= 400.
+
+    The vault marks its own errors with ``X-Vaultgate-Error``; any other status is the
+    provider's, and raises like ``request()`` does.
+    """
+    if "x-vaultgate-error" in response.headers:
+        raise error_from_response(
+            response.status_code, response.content, response.headers, secrets=(api_key,)
+        )
+    raise_for_provider(response, (api_key,))
