@@ -1,0 +1,45 @@
+"""The management API, called over HTTP with an admin key (VAULTGATE_URL, VAULTGATE_ADMIN_KEY)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8200"
+
+
+class ApiClient:
+    def __init__(self, env: Mapping[str, str], url: str | None, key: str | None) -> None:
+        self.base = (url or env.get("VAULTGATE_URL") or DEFAULT_URL).rstrip("/")
+        self._key = key or env.get("VAULTGATE_ADMIN_KEY")
+
+    def __repr__(self) -> str:
+        return f"ApiClient(base={self.base!r}, key=***)"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if not self._key:
+            raise click.UsageError("set VAULTGATE_ADMIN_KEY (or pass --admin-key) to an admin key")
+        headers = {"Authorization": f"Bearer {self._key}"}
+        try:
+            with httpx.Client(base_url=self.base, timeout=30.0, trust_env=False) as client:
+                response = client.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot reach the vault at {self.base}: {exc}") from None
+        if response.status_code >= 400:
+            raise click.ClickException(_error_text(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", {})
+        return f"{response.status_code} {detail.get('error')}: {detail.get('message')}"
+    except (ValueError, AttributeError):
+        return f"{response.status_code}: {response.text[:200]}"

@@ -1,0 +1,211 @@
+"""Commands that act on a data directory or database directly: init, serve, master-key, users."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from vaultgate.server.settings import Settings, SettingsError, load_settings
+
+
+def settings_from(ctx: click.Context, **flags: Any) -> Settings:
+    env: dict[str, str] = ctx.obj["env"]
+    try:
+        return load_settings(env, **flags)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                               help="Data directory (VAULTGATE_DATA_DIR, default ./.vaultgate).")
+db_option = click.option("--database-url", default=None,
+                         help="SQLAlchemy URL (VAULTGATE_DATABASE_URL); default SQLite in the data dir.")
+
+
+@click.command()
+@data_dir_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def init(ctx: click.Context, data_dir: str | None, database_url: str | None, as_json: bool) -> None:
+    """Create the master key file, the database, the first admin key and portal user."""
+    from vaultgate.server.bootstrap import AlreadyInitialised, initialise
+    from vaultgate.server.crypto import MasterKeyError
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    try:
+        result = initialise(settings)
+    except (AlreadyInitialised, MasterKeyError) as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from None
+    if as_json:
+        click.echo(json.dumps(result.__dict__))
+        return
+    _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
+
+
+def _print_first_start(admin_key: str, user: str, password: str, settings: Settings) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo("vaultgate is initialised. These are shown once; store them now.\n")
+    click.echo(f"  admin key        {admin_key}")
+    click.echo(f"  portal           {url}/portal")
+    click.echo(f"  portal user      {user}")
+    click.echo(f"  portal password  {password}\n")
+    click.echo(f"  export VAULTGATE_URL={url} VAULTGATE_ADMIN_KEY={admin_key}\n")
+
+
+@click.command()
+@data_dir_option
+@db_option
+@click.option("--host", default=None, help="Bind address (VAULTGATE_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (VAULTGATE_PORT, default 8200).")
+@click.option("--allow-private-destinations", multiple=True, metavar="CIDR",
+              help="Let upstream calls reach these private ranges (tests, local development).")
+@click.option("--trusted-proxies", multiple=True, metavar="CIDR",
+              help="Believe X-Forwarded-For only from these peers.")
+@click.option("--init", "init_missing", is_flag=True,
+              help="Initialise the data directory first if it is new (what `make run` does).")
+@click.option("--workers", type=int, default=1, help="Worker processes (each a full node).")
+@click.pass_context
+def serve(ctx: click.Context, data_dir: str | None, database_url: str | None, host: str | None,
+          port: int | None, allow_private_destinations: tuple[str, ...],
+          trusted_proxies: tuple[str, ...], init_missing: bool, workers: int) -> None:
+    """Serve the vault (management API, SDK API, proxy, portal)."""
+    import uvicorn
+
+    from vaultgate.server.bootstrap import initialise, is_initialised
+    from vaultgate.server.crypto import MasterKeyError
+
+    settings = settings_from(
+        ctx, data_dir=data_dir, database_url=database_url, host=host, port=port,
+        allow_private_destinations=list(allow_private_destinations) or None,
+        trusted_proxies=list(trusted_proxies) or None,
+    )
+    if init_missing and not is_initialised(settings):
+        result = initialise(settings)
+        _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
+    from vaultgate.server.app import create_app
+
+    try:
+        app = create_app(settings)
+    except MasterKeyError as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from None
+    click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False, server_header=False, lifespan="on")
+
+
+@click.group("master-key")
+def master_key() -> None:
+    """Manage the master key set."""
+
+
+@master_key.command("rotate")
+@data_dir_option
+@db_option
+@click.pass_context
+def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
+    """Add a new master key and re-wrap every data key under it, online."""
+    from vaultgate.server.crypto import Barrier, FileKeyProvider
+    from vaultgate.server.keys_at_rest import check_against_database, load_keyring, rewrap_all
+    from vaultgate.server.storage.engine import create_engine
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    engine = create_engine(settings.db_url)
+    if settings.master_key:
+        raise click.ClickException(
+            "VAULTGATE_MASTER_KEY is set: put a new key first in its list and run "
+            "`vaultgate master-key rewrap` instead")
+    keyring = load_keyring(settings)
+    check_against_database(engine, keyring)
+    # A rerun after an interruption finishes the job instead of adding yet another key.
+    if _pending(engine, keyring.active.key_id) == 0:
+        new = FileKeyProvider.add_key(settings.key_file)
+        click.echo(f"added master key {new.key_id}")
+    keyring = load_keyring(settings)
+    check_against_database(engine, keyring)
+    done, total = rewrap_all(engine, Barrier(keyring))
+    click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
+
+
+@master_key.command("rewrap")
+@data_dir_option
+@db_option
+@click.pass_context
+def rewrap(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
+    """Re-wrap every data key under the active master key (after adding one)."""
+    from vaultgate.server.crypto import Barrier
+    from vaultgate.server.keys_at_rest import check_against_database, load_keyring, rewrap_all
+    from vaultgate.server.storage.engine import create_engine
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    engine = create_engine(settings.db_url)
+    keyring = load_keyring(settings)
+    check_against_database(engine, keyring)
+    done, total = rewrap_all(engine, Barrier(keyring))
+    click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
+
+
+def _pending(engine: Any, active: str) -> int:
+    import sqlalchemy as sa
+
+    from vaultgate.server.storage import tables as t
+
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).select_from(t.secret_versions).where(
+            t.secret_versions.c.wrapped_key.isnot(None), t.secret_versions.c.master_key_id != active)
+        return int(conn.execute(query).scalar() or 0)
+
+
+@click.group()
+def users() -> None:
+    """Portal users."""
+
+
+def _password(ctx: click.Context) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+@click.argument("email")
+@data_dir_option
+@db_option
+@click.pass_context
+def users_add(ctx: click.Context, email: str, data_dir: str | None, database_url: str | None) -> None:
+    """Add a portal user; the password is read from a prompt or standard input."""
+    from vaultgate.server.auth.users import create_user
+    from vaultgate.server.clock import utcnow
+    from vaultgate.server.errors import VaultError
+    from vaultgate.server.storage.engine import create_engine
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    try:
+        create_user(create_engine(settings.db_url), email, _password(ctx), utcnow())
+    except VaultError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"added portal user {email}")
+
+
+@users.command("reset-password")
+@click.argument("email")
+@data_dir_option
+@db_option
+@click.pass_context
+def users_reset(ctx: click.Context, email: str, data_dir: str | None,
+                database_url: str | None) -> None:
+    """Set a portal user's password (read from a prompt or standard input)."""
+    from vaultgate.server.auth.users import set_password
+    from vaultgate.server.errors import VaultError
+    from vaultgate.server.storage.engine import create_engine
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    try:
+        set_password(create_engine(settings.db_url), email, _password(ctx))
+    except VaultError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"password of {email} changed")
+

@@ -1,0 +1,82 @@
+"""The one place an exception becomes an HTTP answer with the ``{"detail": {...}}`` envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from vaultgate.server.crypto import DecryptionError
+from vaultgate.server.errors import VaultError
+
+log = logging.getLogger("vaultgate.api")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 401: "invalid_key",
+               403: "forbidden", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+def envelope_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body = {"detail": {"error": code, "message": message, **extra}}
+    return Response(json.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def vault_error_response(exc: VaultError) -> Response:
+    body = json.dumps(exc.envelope(), default=str)
+    return Response(body, status_code=exc.status, headers=exc.headers or None,
+                    media_type="application/json")
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "body"
+
+
+def validation_response(exc: RequestValidationError) -> Response:
+    # Built from the location and pydantic's message only: the rejected input (which may be a
+    # credential) is never echoed back.
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
+    field = _field_of(tuple(first.get("loc", ())))
+    msg = str(first.get("msg", "invalid"))
+    if first.get("type") == "json_invalid":
+        return envelope_response(400, "invalid_json", "the body is not valid JSON", field="body")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    status = 400 if first.get("type") in {"model_attributes_type", "dict_type"} else 422
+    return envelope_response(status, "validation_error", f"{field}: {msg}"[:500], field=field)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(VaultError)
+    async def _vault(_: Request, exc: VaultError) -> Response:
+        return vault_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        return validation_response(exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return envelope_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(DecryptionError)
+    async def _sealed(_: Request, exc: DecryptionError) -> Response:
+        log.error("a sealed secret could not be opened (wrong master key or tampered row)")
+        return envelope_response(500, "internal_error", "a stored secret could not be opened")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unexpected error: %s", type(exc).__name__)
+        return envelope_response(500, "internal_error", "internal error")

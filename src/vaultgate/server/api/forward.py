@@ -1,0 +1,117 @@
+"""Putting the credential on a request and sending it upstream (server-side injection).
+
+Used by ``/sdk/proxy`` (buffered) and the transparent proxy (streamed).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+from vaultgate.injection.rules import apply_rules
+from vaultgate.injection.sigv4 import AwsCredentials, SigV4Request, detect_region_service, sign_headers
+from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
+from vaultgate.server.egress.pipeline import Authorized, UseRequest
+from vaultgate.server.egress.urls import Target, normalize_path
+from vaultgate.server.errors import Unprocessable
+from vaultgate.server.runtime import Runtime
+
+Headers = list[tuple[str, str]]
+
+# Headers that only concern the vault and never travel on.
+_VAULT_HEADERS = ("x-api-key", "x-vaultgate-target", "x-vaultgate-reason", "x-vaultgate-caller",
+                  "host", "content-length")
+
+
+def inject(
+    auth: Authorized, method: str, target: Target, headers: Headers, extra_query: Headers,
+    body: bytes | None, *, now: Any,
+) -> tuple[Target, Headers]:
+    """The target and headers with the credential applied; the caller's own auth removed."""
+    out = httpx.Headers([(k, v) for k, v in strip_hop_by_hop(headers)
+                         if k.lower() not in _VAULT_HEADERS])
+    target = replace(target, path=normalize_path(target.path))
+    if auth.grant.rules.sigv4:
+        return _sigv4(auth, method, target, out, extra_query, body or b"", now)
+    params: Headers = parse_qsl(target.query, keep_blank_values=True) if target.query else []
+    before = list(params)
+    params.extend(extra_query)
+    apply_rules(auth.grant.rules, auth.credential, out, params)
+    if params != before:
+        target = replace(target, query=urlencode(params))
+    return target, list(out.multi_items())
+
+
+def _sigv4(
+    auth: Authorized, method: str, target: Target, headers: httpx.Headers, extra_query: Headers,
+    body: bytes, now: Any,
+) -> tuple[Target, Headers]:
+    for name in ("authorization", "cookie", "proxy-authorization", "x-amz-date",
+                 "x-amz-security-token", "x-amz-content-sha256"):
+        headers.pop(name, None)
+    if extra_query:
+        query = "&".join(filter(None, [target.query, urlencode(extra_query)]))
+        target = replace(target, query=query)
+    region, service = detect_region_service(target.host)
+    aws = auth.grant.aws or {}
+    region, service = region or aws.get("region"), service or aws.get("service")
+    if not region or not service:
+        raise Unprocessable("cannot tell the AWS region and service of this host; set them on "
+                            "the secret (aws.region, aws.service)", field="aws")
+    cred = auth.credential
+    creds = AwsCredentials(cred["access_key_id"], cred["secret_access_key"],
+                           cred.get("session_token"))
+    req = SigV4Request(method, target.url, [("host", target.netloc)], body)
+    signed = sign_headers(req, creds, region, service, now, normalize=service != "s3",
+                          sign_body=True)
+    return target, [*headers.multi_items(), *signed.headers]
+
+
+async def forward_buffered(
+    rt: Runtime, use: UseRequest, auth: Authorized, headers: Headers, query: Headers,
+    body: bytes | None,
+) -> dict[str, Any]:
+    """``/sdk/proxy``: send, read the whole answer (capped), return the protocol's result."""
+    started = time.monotonic()
+    target, out = inject(auth, use.method, use.target, headers, query, body, now=rt.clock())
+    try:
+        response = await rt.upstream.send(use.method, target, out, body, timeout=rt.timeouts)
+    except Exception as exc:
+        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started),
+                                   error=getattr(exc, "code", "upstream_error"))
+        raise
+    async with response:
+        content = await response.read(rt.settings.max_response_body)
+    rt.pipeline.record_outcome(use, auth, status=response.status, latency_ms=_ms(started),
+                               bytes_out=len(content))
+    return {
+        "approval_id": None,
+        "status_code": response.status,
+        "headers": flatten(response),
+        "body_b64": base64.b64encode(content).decode(),
+        "body_truncated": False,
+    }
+
+
+def flatten(response: UpstreamResponse) -> dict[str, str]:
+    """Response headers as the protocol wants them: one string per name."""
+    out: dict[str, str] = {}
+    for name, value in response.headers:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+async def stream_body(response: UpstreamResponse) -> AsyncIterator[bytes]:
+    async for chunk in response.iter_chunks():
+        yield chunk
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,158 @@
+"""The management API of DESIGN 4.3: apps, keys, secrets, grants, audit, providers.
+
+Handlers are sync on purpose: the services do blocking database work, which FastAPI runs in its
+thread pool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from vaultgate.server.api.deps import AdminActor, Rt
+from vaultgate.server.audit import queries
+from vaultgate.server.auth.services import parse_expiry
+from vaultgate.server.secrets.models import (
+    AppCreate,
+    GrantClone,
+    GrantUpdate,
+    KeyCreate,
+    SecretCreate,
+    SecretRotate,
+)
+
+router = APIRouter(prefix="/v1", tags=["management"])
+
+
+@router.post("/apps", status_code=201)
+def create_app(body: AppCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    return rt.keys.create_app(body.name, actor)
+
+
+@router.get("/apps")
+def list_apps(rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return {"items": rt.keys.list_apps()}
+
+
+@router.get("/apps/{app_id}")
+def get_app(app_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return rt.keys.get_app(app_id)
+
+
+@router.post("/apps/{app_id}/keys", status_code=201)
+def create_key(app_id: str, body: KeyCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    expires_at = parse_expiry(body.expires_at, rt.clock())
+    plaintext, meta = rt.keys.create_key("app", body.name, actor, app_id=app_id,
+                                         expires_at=expires_at)
+    return {**meta, "api_key": plaintext}
+
+
+@router.get("/apps/{app_id}/keys")
+def list_keys(app_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return {"items": rt.keys.list_keys(app_id)}
+
+
+@router.post("/admin-keys", status_code=201)
+def create_admin_key(body: KeyCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    expires_at = parse_expiry(body.expires_at, rt.clock())
+    plaintext, meta = rt.keys.create_key("admin", body.name, actor, expires_at=expires_at)
+    return {**meta, "api_key": plaintext}
+
+
+@router.delete("/keys/{key_id}", status_code=204)
+def revoke_key(key_id: str, rt: Rt, actor: AdminActor) -> Response:
+    rt.keys.revoke_key(key_id, actor)
+    return Response(status_code=204)
+
+
+@router.post("/secrets", status_code=201)
+def create_secret(body: SecretCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    return rt.secrets.create(body, actor)
+
+
+@router.get("/secrets")
+def list_secrets(rt: Rt, _: AdminActor, app_id: str | None = None) -> dict[str, Any]:
+    return {"items": rt.secrets.list(app_id)}
+
+
+@router.get("/secrets/{secret_id}")
+def get_secret(secret_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return rt.secrets.get(secret_id)
+
+
+@router.post("/secrets/{secret_id}/rotate")
+def rotate_secret(secret_id: str, body: SecretRotate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    return rt.secrets.rotate(secret_id, body.credential, actor)
+
+
+@router.delete("/secrets/{secret_id}", status_code=204)
+def delete_secret(secret_id: str, rt: Rt, actor: AdminActor) -> Response:
+    rt.secrets.delete(secret_id, actor)
+    return Response(status_code=204)
+
+
+@router.get("/grants/{grant_id}")
+def get_grant(grant_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return rt.grants.get(grant_id)
+
+
+@router.patch("/grants/{grant_id}")
+def update_grant(grant_id: str, body: GrantUpdate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    return rt.grants.update_policy(grant_id, body.policy, actor)
+
+
+@router.post("/grants/{grant_id}/clone", status_code=201)
+def clone_grant(grant_id: str, body: GrantClone, rt: Rt, actor: AdminActor) -> dict[str, Any]:
+    return rt.grants.clone(grant_id, body, actor)
+
+
+@router.delete("/grants/{grant_id}", status_code=204)
+def revoke_grant(grant_id: str, rt: Rt, actor: AdminActor) -> Response:
+    rt.grants.revoke(grant_id, actor)
+    return Response(status_code=204)
+
+
+@router.get("/audit")
+def list_audit(
+    rt: Rt, _: AdminActor, grant_id: str | None = None, app_id: str | None = None,
+    caller: str | None = None, event: str | None = None, outcome: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+    limit: int = Query(default=100), cursor: str | None = None,
+) -> dict[str, Any]:
+    items, next_cursor = queries.list_events(
+        rt.engine, grant_id=grant_id, app_id=app_id, caller=caller, event=event,
+        outcome=outcome, since=since, until=until, limit=limit, cursor=cursor,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/audit/export")
+def export_audit(
+    rt: Rt, _: AdminActor, grant_id: str | None = None, app_id: str | None = None,
+    caller: str | None = None, event: str | None = None, outcome: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> StreamingResponse:
+    lines = queries.export_jsonl(
+        rt.engine, grant_id=grant_id, app_id=app_id, caller=caller, event=event,
+        outcome=outcome, since=since, until=until,
+    )
+    return StreamingResponse((line + "\n" for line in lines), media_type="application/x-ndjson")
+
+
+@router.get("/audit/verify")
+def verify_audit(rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return queries.verify_chain(rt.engine, rt.audit_key).as_dict()
+
+
+@router.get("/providers")
+def list_providers(rt: Rt, q: str | None = None) -> dict[str, Any]:
+    providers = rt.catalogue.search(q) if q else rt.catalogue.all()
+    return {"items": [p.to_public() for p in providers]}
+
+
+@router.get("/providers/{slug}")
+def get_provider(slug: str, rt: Rt) -> dict[str, Any]:
+    return rt.catalogue.get(slug).to_public()

@@ -1,0 +1,134 @@
+"""The transparent proxy: ``ANY /proxy/{grant_id}/{path}``, streamed both ways (DESIGN 4.2).
+
+Any HTTP client works by pointing its base URL here and using its app key as the bearer token;
+the key is removed and the grant's credential injected on the way out.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from vaultgate.server.api.deps import bearer, request_ip, runtime
+from vaultgate.server.api.errors import vault_error_response
+from vaultgate.server.api.forward import inject
+from vaultgate.server.auth.keys import Principal
+from vaultgate.server.egress.client import capped
+from vaultgate.server.egress.pipeline import Authorized, UseRequest
+from vaultgate.server.egress.urls import parse_target
+from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, VaultError
+from vaultgate.server.runtime import Runtime
+from vaultgate.server.secrets.grants import GrantContext
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _principal(rt: Runtime, request: Request) -> Principal:
+    presented = bearer(request.headers.get("authorization")) or request.headers.get("x-api-key")
+    principal = rt.keys.authenticate(presented)
+    if principal.app_id is None:
+        raise Forbidden("the proxy takes an app key, not an admin key", code="forbidden")
+    return principal
+
+
+def _upstream_url(request: Request, grant: GrantContext) -> str:
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    prefix = f"/proxy/{grant.grant_id}".encode()
+    rest = raw_path.decode("latin-1")[len(prefix) :] if raw_path.startswith(prefix) else "/"
+    chosen = request.headers.get("x-vaultgate-target")
+    if chosen:
+        origin = chosen.rstrip("/")
+    else:
+        defaults = [h for h in grant.hosts if not h.wildcard]
+        if not defaults:
+            raise InvalidInput("this grant has only wildcard hosts: name one with "
+                               "X-Vaultgate-Target", code="target_required")
+        origin = defaults[0].origin_for_default()
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{origin}{rest or '/'}" + (f"?{query}" if query else "")
+
+
+async def handle(request: Request) -> Response:
+    try:
+        return await _handle(request)
+    except VaultError as exc:
+        return vault_error_response(exc)
+
+
+async def _handle(request: Request) -> Response:
+    rt = runtime(request)
+    principal = _principal(rt, request)
+    if "content-length" in request.headers and "transfer-encoding" in request.headers:
+        raise InvalidInput("Content-Length together with Transfer-Encoding is refused",
+                           code="ambiguous_length")
+    grant_id = request.path_params["grant_id"]
+    grant = await anyio.to_thread.run_sync(rt.grants.resolve, grant_id)
+    if grant is None or grant.app_id != principal.app_id:
+        raise NotFound("grant not found", code="grant_not_found")
+    target = parse_target(_upstream_url(request, grant))
+    use = UseRequest(
+        principal=principal, grant_id=grant_id, method=request.method, target=target,
+        mode="transparent", caller=request.headers.get("x-vaultgate-caller"),
+        reason=request.headers.get("x-vaultgate-reason"), client_ip=request_ip(request),
+        request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        display_url=target.url,
+    )
+    auth = await rt.pipeline.authorize(use)
+    return await _forward(rt, request, use, auth)
+
+
+async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authorized) -> Response:
+    started = time.monotonic()
+    body_stream = capped(request.stream(), rt.settings.max_request_body)
+    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or (
+        "content-length" in request.headers or "transfer-encoding" in request.headers)
+    body: bytes | AsyncIterator[bytes] | None = body_stream if has_body else None
+    if auth.grant.rules.sigv4 and has_body:
+        body = b"".join([chunk async for chunk in body_stream])  # SigV4 signs the payload hash
+    target, headers = inject(auth, use.method, use.target, list(request.headers.items()), [],
+                             body if isinstance(body, bytes) else None, now=rt.clock())
+    try:
+        upstream = await rt.upstream.send(use.method, target, headers, body, timeout=rt.timeouts)
+    except VaultError as exc:
+        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started), error=exc.code)
+        raise
+
+    async def relay() -> AsyncIterator[bytes]:
+        sent = 0
+        error: str | None = None
+        try:
+            async for chunk in upstream.iter_chunks():
+                sent += len(chunk)
+                yield chunk
+        except VaultError as exc:
+            error = exc.code
+        finally:
+            upstream.close()
+            rt.pipeline.record_outcome(use, auth, status=upstream.status,
+                                       latency_ms=_ms(started), bytes_out=sent, error=error)
+
+    headers_out = [(k, v) for k, v in upstream.headers if k.lower() != "content-length"
+                   or not _chunked(upstream.headers)]
+    response = StreamingResponse(relay(), status_code=upstream.status)
+    response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                            for k, v in headers_out]
+    response.raw_headers.append((b"x-request-id", use.request_id.encode()))
+    return response
+
+
+def _chunked(headers: list[tuple[str, str]]) -> bool:
+    return any(k.lower() == "transfer-encoding" for k, _ in headers)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+routes = [Route("/proxy/{grant_id}/{path:path}", handle, methods=METHODS),
+          Route("/proxy/{grant_id}", handle, methods=METHODS)]

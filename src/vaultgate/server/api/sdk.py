@@ -1,0 +1,191 @@
+"""The Alter SDK protocol: ``/sdk/token`` (retrieve), ``/sdk/proxy`` (proxy), the audit sink.
+
+Request and response fields follow ../shared/reference/alter-sdk-protocol.md exactly, so the
+official client works unchanged; our own SDK speaks the same protocol through the same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from vaultgate.injection.wire import to_wire
+from vaultgate.server.api.deps import request_ip, runtime
+from vaultgate.server.api.forward import forward_buffered
+from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.auth.keys import Principal
+from vaultgate.server.egress.pipeline import UseRequest
+from vaultgate.server.egress.urls import Target, parse_target
+from vaultgate.server.errors import InvalidInput, Unprocessable
+from vaultgate.server.policy.decide import Mode
+from vaultgate.server.runtime import Runtime
+
+router = APIRouter(prefix="/sdk", tags=["sdk"], include_in_schema=True)
+
+MAX_SDK_BODY = 12 * 1024 * 1024
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, separators=(",", ":")), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes]:
+    rt = runtime(request)
+    body = await request.body()
+    path = request.scope["path"]
+    root = request.scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root):]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    signed_path = f"{path}?{query}" if query else path
+    principal = rt.sdk_auth.authenticate(request.method, signed_path, body, request.headers)
+    return rt, principal, body
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body is not valid JSON", code="invalid_json", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object", code="invalid_json", field="body")
+    return data
+
+
+def _str_field(data: dict[str, Any], name: str, *, required: bool = True,
+               cap: int = 65536) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Unprocessable(f"{name}: field required", field=name)
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise Unprocessable(f"{name}: must be a non-empty string", field=name)
+    if len(value) > cap:
+        raise Unprocessable(f"{name}: longer than {cap} characters", field=name)
+    return value
+
+
+def _use(
+    request: Request, principal: Principal, grant_id: str, method: str, target: Target,
+    mode: Mode, reason: str | None, display_url: str,
+) -> UseRequest:
+    caller = request.headers.get("x-alter-caller")
+    return UseRequest(
+        principal=principal, grant_id=grant_id, method=method, target=target, mode=mode,
+        caller=caller, reason=reason, client_ip=request_ip(request),
+        request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        display_url=display_url,
+    )
+
+
+def _grant_id(data: dict[str, Any]) -> str:
+    if data.get("provider_id") is not None and data.get("grant_id") is None:
+        raise Unprocessable("provider_id addressing is not supported; pass grant_id",
+                            code="unsupported", field="provider_id")
+    return str(_str_field(data, "grant_id", cap=64))
+
+
+def _method(value: object) -> str:
+    if not isinstance(value, str) or not value.isalpha() or len(value) > 16:
+        raise Unprocessable("request.method: not an HTTP method", field="request.method")
+    return value.upper()
+
+
+@router.post("/token")
+async def token(request: Request) -> Response:
+    rt, principal, body = await _authenticate(request)
+    data = _payload(body)
+    grant_id = _grant_id(data)
+    req = data.get("request")
+    if not isinstance(req, dict):
+        raise Unprocessable("request: must be an object with method and url", field="request")
+    method = _method(req.get("method"))
+    url = _str_field(req, "url", cap=65536)
+    target = parse_target(str(url))
+    reason = _str_field(data, "reason", required=False)
+    use = _use(request, principal, grant_id, method, target, "retrieve", reason, target.url)
+    auth = await rt.pipeline.authorize(use)
+    payload = to_wire(auth.grant.rules, auth.credential, grant_id=auth.grant.grant_id,
+                      aws=auth.grant.aws)
+    answer = {
+        **payload, "grant_id": auth.grant.grant_id, "token_type": "Bearer",
+        "expires_in": None, "scopes": [], "provider_id": auth.grant.provider or "",
+    }
+    if auth.grant.expires_at is not None:
+        answer["expires_at"] = auth.grant.expires_at.isoformat().replace("+00:00", "Z")
+    return _json(answer, headers={"Cache-Control": "no-store", "X-Request-ID": use.request_id})
+
+
+def _proxy_body(data: dict[str, Any]) -> bytes | None:
+    if "body_b64" in data and data["body_b64"] is not None:
+        try:
+            return base64.b64decode(str(data["body_b64"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise Unprocessable("body_b64: not valid base64", field="body_b64") from None
+    if "body" in data and data["body"] is not None:
+        return json.dumps(data["body"], separators=(",", ":")).encode()
+    return None
+
+
+def _str_map(data: dict[str, Any], name: str) -> dict[str, str]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
+    ):
+        raise Unprocessable(f"{name}: must map strings to strings", field=name)
+    return {k: str(v) for k, v in value.items()}
+
+
+@router.post("/proxy")
+async def proxy(request: Request) -> Response:
+    rt, principal, body = await _authenticate(request)
+    data = _payload(body)
+    grant_id = _grant_id(data)
+    method = _method(data.get("method"))
+    target = parse_target(str(_str_field(data, "url", cap=65536)))
+    headers = _str_map(data, "headers")
+    query = _str_map(data, "query_params")
+    content = _proxy_body(data)
+    if content is not None and "body" in data and not any(
+        k.lower() == "content-type" for k in headers
+    ):
+        headers["Content-Type"] = "application/json"
+    reason = _str_field(data, "reason", required=False)
+    use = _use(request, principal, grant_id, method, target, "proxy", reason, target.url)
+    auth = await rt.pipeline.authorize(use)
+    started = time.monotonic()
+    result = await forward_buffered(rt, use, auth, list(headers.items()), list(query.items()),
+                                    content)
+    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    return _json(result, headers={"X-Request-ID": use.request_id})
+
+
+@router.post("/oauth/audit/api-call")
+async def audit_api_call(request: Request) -> Response:
+    """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
+    rt, principal, body = await _authenticate(request)
+    data = _payload(body)
+    status = data.get("response_status")
+    latency = data.get("latency_ms")
+    event = AuditEvent.new(
+        event="grant:outcome", outcome="ok" if isinstance(status, int) and 0 < status < 400
+        else "error", now=rt.clock(), app_id=principal.app_id, key_id=principal.key_id,
+        caller=request.headers.get("x-alter-caller"), source_ip=request_ip(request),
+        grant_id=str(data.get("grant_id") or "")[:36] or None,
+        method=str(data.get("method") or "")[:16] or None, url=str(data.get("url") or ""),
+        reason=data.get("reason") if isinstance(data.get("reason"), str) else None,
+        mode="retrieve", upstream_status=status if isinstance(status, int) else None,
+        latency_ms=latency if isinstance(latency, int) else None,
+        details={"reported_by": "sdk"},
+    )
+    await rt.audit.record(event)
+    return _json({"ok": True}, status=202)

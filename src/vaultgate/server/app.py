@@ -1,0 +1,40 @@
+"""The ASGI application: ``create_app(settings)`` wires the runtime into the HTTP layer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vaultgate.server.api import errors, health, management, proxy, sdk
+from vaultgate.server.api.limits import BodyLimit
+from vaultgate.server.runtime import Runtime
+from vaultgate.server.settings import Settings
+
+MANAGEMENT_BODY_LIMIT = 1024 * 1024
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app; the runtime (database, keys) opens here so a bad key fails at start."""
+    rt = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.close()
+
+    app = FastAPI(title="vaultgate", version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.runtime = rt
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(management.router)
+    app.include_router(sdk.router)
+    app.router.routes.extend(proxy.routes)
+    app.add_middleware(BodyLimit, default_limit=MANAGEMENT_BODY_LIMIT,
+                       large_limit=settings.max_request_body, large_prefixes=("/sdk/", "/proxy/"))
+    return app

@@ -1,0 +1,73 @@
+"""Authenticating an Alter-protocol request: the key, then its HMAC signature, time and nonce.
+
+The timestamp window and the replay cache are ours to choose (the official client defines
+neither): 300 s either way, and every nonce remembered for that long. The cache is per node; a
+request replayed to another node inside the window would need the captured TLS traffic first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from vaultgate.injection.signing import SignatureError, parse_timestamp, verify_signature
+from vaultgate.server.auth.keys import Principal
+from vaultgate.server.auth.services import KeyService
+from vaultgate.server.errors import Forbidden, Unauthenticated
+
+WINDOW_SECONDS = 300
+MAX_NONCES = 1_000_000
+
+
+class NonceCache:
+    """Nonces seen in the last window, oldest first, bounded in size."""
+
+    def __init__(self, window: int = WINDOW_SECONDS, max_entries: int = MAX_NONCES) -> None:
+        self._window = window
+        self._max = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def check_and_add(self, nonce: str, now: float) -> bool:
+        """True when the nonce is fresh (and is now remembered), False when it was seen."""
+        while self._seen:
+            oldest, seen_at = next(iter(self._seen.items()))
+            if seen_at >= now - self._window and len(self._seen) < self._max:
+                break
+            self._seen.pop(oldest)
+        if nonce in self._seen:
+            return False
+        self._seen[nonce] = now
+        return True
+
+
+class SdkAuthenticator:
+    def __init__(self, keys: KeyService, nonces: NonceCache, clock: object = time.time) -> None:
+        self._keys = keys
+        self._nonces = nonces
+        self._now = clock
+
+    def authenticate(
+        self, method: str, path_with_query: str, body: bytes, headers: Mapping[str, str]
+    ) -> Principal:
+        presented = headers.get("x-api-key")
+        principal = self._keys.authenticate(presented)
+        if principal.is_admin or principal.app_id is None:
+            raise Forbidden("the SDK API takes an app key, not an admin key", code="forbidden")
+        assert presented is not None
+        try:
+            verify_signature(presented, method, path_with_query, body, headers)
+            stamp = parse_timestamp(headers)
+        except SignatureError as exc:
+            raise Unauthenticated(exc.message, code=exc.code) from None
+        now = float(self._now())  # type: ignore[operator]
+        if abs(now - stamp) > WINDOW_SECONDS:
+            raise Unauthenticated(
+                "request timestamp outside the 300 s window (check the clock)",
+                code="stale_request",
+            )
+        nonce = headers.get("x-alter-nonce", "")
+        if not self._nonces.check_and_add(nonce, now):
+            raise Unauthenticated("this request was already seen (nonce replay)",
+                                  code="replayed_request")
+        return principal

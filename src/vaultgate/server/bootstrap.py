@@ -1,0 +1,62 @@
+"""First start: the key file, the schema, the first admin key and portal user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vaultgate.server.auth.services import Actor
+from vaultgate.server.auth.users import create_user, generate_password
+from vaultgate.server.crypto import FileKeyProvider
+from vaultgate.server.keys_at_rest import load_keyring
+from vaultgate.server.runtime import Runtime
+from vaultgate.server.settings import Settings
+from vaultgate.server.storage.engine import create_engine, has_schema
+
+FIRST_USER = "admin@vaultgate.local"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    admin_key: str
+    portal_user: str
+    portal_password: str
+    data_dir: str
+
+
+class AlreadyInitialised(Exception):
+    pass
+
+
+def initialise(settings: Settings) -> InitResult:
+    """Create everything a new vault needs; refuses (and changes nothing) when any of it exists."""
+    engine = create_engine(settings.db_url)
+    try:
+        if has_schema(engine):
+            raise AlreadyInitialised(f"the database at {settings.data_dir} is already initialised")
+        if not settings.master_key and settings.key_file.exists():
+            raise AlreadyInitialised(f"a master key file exists at {settings.key_file}")
+        if settings.master_key:
+            load_keyring(settings)  # fail early on a malformed key, before creating anything
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            FileKeyProvider.create(settings.key_file)
+    finally:
+        engine.dispose()
+    rt = Runtime.build(settings)
+    try:
+        actor = Actor(portal_user="vaultgate init")
+        admin_key, _ = rt.keys.create_key("admin", "initial admin key", actor)
+        password = generate_password()
+        create_user(rt.engine, FIRST_USER, password, rt.clock())
+    finally:
+        rt.engine.dispose()
+    return InitResult(admin_key, FIRST_USER, password, str(settings.data_dir))
+
+
+def is_initialised(settings: Settings) -> bool:
+    engine = create_engine(settings.db_url)
+    try:
+        return has_schema(engine)
+    finally:
+        engine.dispose()
+

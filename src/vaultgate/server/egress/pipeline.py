@@ -1,0 +1,188 @@
+"""The request path every runtime mode shares, top to bottom:
+
+authenticate (done by the caller), load the grant, decide, check the destination, audit, open the
+secret. Injection, forwarding and the outcome record follow in the mode's own handler. Nothing is
+decrypted before the policy and the destination have both said yes, and nothing is released before
+the audit record of the use is durable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio.to_thread
+
+from vaultgate.injection.credential import Credential
+from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.audit.writer import AuditWriter
+from vaultgate.server.auth.keys import Principal
+from vaultgate.server.clock import Clock
+from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
+from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
+from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
+from vaultgate.server.policy.decide import Mode
+from vaultgate.server.secrets.grants import GrantContext, GrantService
+from vaultgate.server.secrets.services import SecretService
+
+
+@dataclass(frozen=True, slots=True)
+class UseRequest:
+    principal: Principal
+    grant_id: str
+    method: str
+    target: Target
+    mode: Mode
+    caller: str | None
+    reason: str | None
+    client_ip: str | None
+    request_id: str
+    display_url: str  # the URL as audited: injected query values never appear in it
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    grant: GrantContext
+    credential: Credential
+    event_id: str
+
+
+class Pipeline:
+    def __init__(
+        self,
+        grants: GrantService,
+        secrets: SecretService,
+        audit: AuditWriter,
+        limiter: RateLimiter,
+        clock: Clock,
+    ) -> None:
+        self._grants = grants
+        self._secrets = secrets
+        self._audit = audit
+        self._limiter = limiter
+        self._clock = clock
+
+    async def authorize(self, use: UseRequest) -> Authorized:
+        grant = await anyio.to_thread.run_sync(self._grants.resolve, use.grant_id)
+        if grant is None or grant.app_id != use.principal.app_id:
+            # Another app's grant answers exactly like one that does not exist.
+            raise NotFound("grant not found", code="grant_not_found")
+        now = self._clock()
+        try:
+            self._check(grant, use, now)
+        except VaultError as exc:
+            self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
+            raise
+        event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
+        await self._audit.record(event)
+        credential = await anyio.to_thread.run_sync(
+            self._secrets.open,
+            grant.app_id,
+            grant.secret_id,
+            grant.secret_version,
+            grant.credential_type,
+        )
+        return Authorized(grant, credential, event.id)
+
+    def _check(self, grant: GrantContext, use: UseRequest, now: datetime) -> None:
+        if grant.revoked:
+            raise Forbidden("this grant has been revoked", code="grant_revoked")
+        if grant.expires_at is not None and now >= grant.expires_at:
+            raise Forbidden("this grant has expired", code="grant_expired")
+        facts = RequestFacts(
+            method=use.method.upper(),
+            path=normalize_path(use.target.path),
+            client_ip=_ip(use.client_ip),
+            caller=use.caller,
+            reason=use.reason,
+            mode=use.mode,
+        )
+        for policy in grant.policies[1:]:
+            _raise_if_denied(decide(policy, facts, now))
+        own = grant.policies[0]
+        _raise_if_denied(decide(own, facts, now))
+        if not host_allowed(use.target, grant.hosts):
+            raise Unprocessable(
+                f"{use.target.origin} is not an allowed destination of this grant",
+                code="blocked_destination",
+                field="url",
+            )
+        if own.rate_limit is not None:
+            state = self._limiter.check(grant.grant_id, own.rate_limit, now)
+            _raise_if_denied(decide(own, facts, now, rate=state))
+
+    def _event(
+        self,
+        use: UseRequest,
+        grant: GrantContext,
+        now: datetime,
+        event: str,
+        outcome: str,
+        code: str,
+    ) -> AuditEvent:
+        return AuditEvent.new(
+            event=event,
+            outcome=outcome,
+            now=now,
+            code=code,
+            app_id=grant.app_id,
+            key_id=use.principal.key_id,
+            caller=use.caller,
+            source_ip=use.client_ip,
+            grant_id=grant.grant_id,
+            secret_id=grant.secret_id,
+            method=use.method.upper(),
+            url=use.display_url,
+            reason=use.reason,
+            mode=use.mode,
+            request_id=use.request_id,
+        )
+
+    def record_outcome(
+        self,
+        use: UseRequest,
+        auth: Authorized,
+        *,
+        status: int,
+        latency_ms: int,
+        bytes_out: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        details: dict[str, object] = {"use_event": auth.event_id}
+        if bytes_out is not None:
+            details["response_bytes"] = bytes_out
+        event = AuditEvent.new(
+            event="grant:outcome",
+            outcome="error" if error else "ok",
+            now=self._clock(),
+            code=error,
+            app_id=auth.grant.app_id,
+            key_id=use.principal.key_id,
+            caller=use.caller,
+            source_ip=use.client_ip,
+            grant_id=auth.grant.grant_id,
+            secret_id=auth.grant.secret_id,
+            method=use.method.upper(),
+            url=use.display_url,
+            mode=use.mode,
+            request_id=use.request_id,
+            upstream_status=status,
+            latency_ms=latency_ms,
+            details=details,
+        )
+        self._audit.submit(event)
+
+
+def _raise_if_denied(decision: Decision) -> None:
+    if not decision.allowed:
+        raise denial_error(decision, retry_after=decision.retry_after)
+
+
+def _ip(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if raw is None:
+        return None
+    try:
+        return ipaddress.ip_address(raw)
+    except ValueError:
+        return None

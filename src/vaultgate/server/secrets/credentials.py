@@ -1,0 +1,73 @@
+"""Checking a credential's fields for its type, without ever echoing a value."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+from vaultgate.injection.credential import (
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    Credential,
+    CredentialType,
+)
+from vaultgate.server.errors import Unprocessable
+from vaultgate.server.providers import Provider
+
+MAX_VALUE_BYTES = 64 * 1024
+_FORBIDDEN = ("\r", "\n", "\x00")
+
+
+def parse_credential(ctype: CredentialType, raw: Mapping[str, Any]) -> Credential:
+    """A Credential with exactly the fields ``ctype`` takes, each a clean, bounded string."""
+    required, optional = REQUIRED_FIELDS[ctype], OPTIONAL_FIELDS[ctype]
+    for name in raw:
+        if name not in required and name not in optional:
+            allowed = ", ".join((*required, *optional))
+            raise Unprocessable(
+                f"credential.{name}: unknown field for type {ctype} (expected {allowed})",
+                field=f"credential.{name}",
+            )
+    fields: dict[str, str] = {}
+    for name in (*required, *optional):
+        value = raw.get(name)
+        if value is None and name in optional:
+            continue
+        fields[name] = _check_value(name, value)
+    return Credential(ctype, fields)
+
+
+def parse_provider_credential(provider: Provider, raw: Mapping[str, Any]) -> Credential:
+    """A credential for a provider template: its defaults applied, its extra fields allowed."""
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            raise Unprocessable(f"credential.{name}: must be a string", field=f"credential.{name}")
+    # Defaults may legitimately be empty (Stripe-style "<key>:" Basic auth); given values may not.
+    fields = provider.prepare_credential({k: _check_value(k, v) for k, v in raw.items()})
+    for name, value in fields.items():
+        _check_value(name, value, allow_empty=name not in raw)
+    return Credential(provider.credential_type, fields)
+
+
+def _check_value(name: str, value: object, *, allow_empty: bool = False) -> str:
+    where = f"credential.{name}"
+    if value is None:
+        raise Unprocessable(f"{where}: field required", field=where)
+    if not isinstance(value, str):
+        raise Unprocessable(f"{where}: must be a string", field=where)
+    if not allow_empty and value.strip() == "":
+        raise Unprocessable(f"{where}: must not be empty", field=where)
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise Unprocessable(f"{where}: longer than 64 KiB", field=where)
+    if any(c in value for c in _FORBIDDEN):
+        raise Unprocessable(f"{where}: must not contain CR, LF or NUL", field=where)
+    return value
+
+
+def to_plaintext(credential: Credential) -> bytes:
+    return json.dumps(dict(credential), separators=(",", ":"), sort_keys=True).encode()
+
+
+def from_plaintext(ctype: CredentialType, plaintext: bytes) -> Credential:
+    return Credential(ctype, cast(dict[str, str], json.loads(plaintext)))
