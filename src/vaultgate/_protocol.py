@@ -33,6 +33,7 @@ PROXY_PATH: Final = "/sdk/proxy"
 AUDIT_PATH: Final = "/sdk/oauth/audit/api-call"
 
 _B64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_PUBLIC_FIELDS: Final = frozenset({"region", "service"})
 # The proxy answer carries the decoded body, so headers describing the original framing are stale.
 _FRAMING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -157,12 +158,7 @@ class TokenGrant:
         except InjectionRuleError as exc:
             message = f"the vault's injection fields are invalid ({exc.field})"
             raise _bad_answer(response, message) from None
-        extra = payload.get("additional_credentials")
-        values = (
-            tuple(v for v in extra.values() if isinstance(v, str))
-            if isinstance(extra, dict)
-            else ()
-        )
+        values = _secret_values(payload.get("additional_credentials"))
         provider_id = payload.get("provider_id")
         return cls(
             payload=payload,
@@ -176,6 +172,21 @@ class TokenGrant:
 
     def inject(self, request: httpx.Request) -> httpx.Request:
         return apply_wire(self.payload, request)
+
+
+def _secret_values(extra: object) -> tuple[str, ...]:
+    """The ``additional_credentials`` values worth masking wherever they reappear.
+
+    AWS region and service name places, not secrets; and a value under 8 characters (an app id
+    such as ``42``) would mask unrelated text, so it is only ever dropped by header name.
+    """
+    if not isinstance(extra, dict):
+        return ()
+    return tuple(
+        value
+        for key, value in extra.items()
+        if key not in _PUBLIC_FIELDS and isinstance(value, str) and len(value) >= 8
+    )
 
 
 def _canonical_uuid(value: object) -> str | None:

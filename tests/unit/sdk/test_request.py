@@ -367,3 +367,28 @@ async def test_unreachable_vault_is_a_network_error_naming_no_secret(vault: Any)
             await client.request("GET", "https://api.example.com/", grant_id=vault.grant_id)
     assert vault.api_key not in str(info.value)
     assert info.value.__context__ is None
+
+
+async def test_sigv4_is_signed_here_and_kept_out_of_the_report(
+    vault: Any, provider: Any, make_vault: MakeVault
+) -> None:
+    secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    vault.token_answer = {
+        "access_token": "AKIDEXAMPLE",
+        "grant_id": vault.grant_id,
+        "injection_format": "AWS4-HMAC-SHA256",
+        "additional_credentials": {"secret_key": secret_key, "region": "us-east-1"},
+    }
+    url = "https://s3.us-east-1.amazonaws.com/bucket/key.txt"
+    async with make_vault() as client:
+        await client.request("PUT", url, grant_id=vault.grant_id, content=b"hello")
+    [sent] = provider.seen
+    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/us-east-1/s3/aws4_request" in sent.headers["authorization"]
+    assert "x-amz-date" in sent.headers
+    report = json.loads(vault.bodies("/sdk/oauth/audit/api-call")[0])
+    assert report["url"] == url  # the region is a place, not a secret: not masked
+    assert not [
+        h for h in report["request_headers"] if h.startswith("x-amz") or h == "authorization"
+    ]
+    assert all(secret_key.encode() not in r.content for r in vault.seen)
