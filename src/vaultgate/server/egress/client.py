@@ -1,0 +1,319 @@
+"""The upstream client: one long-lived aiohttp session that only reaches vetted addresses.
+
+Usage, with the response always closed so its connection is released (or dropped mid-stream)::
+
+    response = await client.send("POST", target, headers, body, timeout=UpstreamTimeouts())
+    try:
+        async for chunk in response.iter_chunks():
+            ...
+    finally:
+        response.close()
+
+Error messages name the origin at most: never the request headers, the query or the body, which
+may carry the injected credential. Transport exceptions are not chained for the same reason.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from vaultgate.server.egress.guard import AddressGuard, VettingResolver
+from vaultgate.server.egress.urls import Target
+from vaultgate.server.errors import (
+    BadGateway,
+    GatewayTimeout,
+    InvalidInput,
+    PayloadTooLarge,
+    VaultError,
+)
+
+Headers = list[tuple[str, str]]
+Body = bytes | AsyncIterable[bytes] | None
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# aiohttp would otherwise add these; a proxy must not invent an Accept-Encoding the caller never
+# sent (with decompression off the caller would get a body it cannot read) or a User-Agent.
+_SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FORBIDDEN_VALUE_CHARS: Final = frozenset("\r\n\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTimeouts:
+    """Seconds. ``read`` is the longest silence allowed while waiting for headers or body bytes;
+    ``total`` caps the whole exchange including a streamed body, so it is off by default."""
+
+    connect: float = 10.0
+    read: float = 300.0
+    total: float | None = None
+
+    def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=self.total, connect=self.connect, sock_connect=self.connect, sock_read=self.read
+        )
+
+
+def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
+    """``headers`` without the hop-by-hop ones, including any that ``Connection`` names."""
+    pairs = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [(n, v) for n, v in pairs if n.lower() not in HOP_BY_HOP and n.lower() not in named]
+
+
+async def capped(body: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    """``body`` unchanged, or ``PayloadTooLarge`` (413) once more than ``limit`` bytes came."""
+    total = 0
+    async for chunk in body:
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        yield chunk
+
+
+class _BodySource:
+    """Feeds a streamed body to aiohttp and remembers why it stopped, if it failed.
+
+    aiohttp wraps a failing body in its own connection error; the caller's own error (the size
+    cap, a client that went away) is what the caller should get back.
+    """
+
+    def __init__(self, body: AsyncIterable[bytes], length: int | None) -> None:
+        self._body = body
+        self._length = length
+        self.error: BaseException | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        sent = 0
+        try:
+            async for chunk in self._body:
+                sent += len(chunk)
+                if self._length is not None and sent > self._length:
+                    raise _length_mismatch()
+                yield chunk
+            if self._length is not None and sent != self._length:
+                raise _length_mismatch()
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+def _length_mismatch() -> InvalidInput:
+    return InvalidInput(
+        "the request body does not match its Content-Length", code="invalid_body", field="body"
+    )
+
+
+def _outgoing_headers(
+    target: Target, headers: Iterable[tuple[str, str]], streaming: bool
+) -> Headers:
+    kept: Headers = [("Host", target.netloc)]
+    for name, value in strip_hop_by_hop(headers):
+        if not _TOKEN_RE.fullmatch(name):
+            raise InvalidInput("a request header has an invalid name", code="invalid_header")
+        if any(c in _FORBIDDEN_VALUE_CHARS for c in value):
+            raise InvalidInput(
+                f"the value of request header {name} contains CR, LF or NUL", code="invalid_header"
+            )
+        lower = name.lower()
+        # A fixed body gets its length from aiohttp; a stream keeps a declared length, enforced.
+        if lower == "host" or (lower == "content-length" and not streaming):
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def _declared_length(headers: Headers) -> int | None:
+    values = {v.strip() for n, v in headers if n.lower() == "content-length"}
+    if not values:
+        return None
+    if len(values) > 1 or not all(v.isdigit() and v.isascii() for v in values):
+        raise InvalidInput("the request has an invalid Content-Length", code="invalid_header")
+    return int(values.pop())
+
+
+class UpstreamClient:
+    """Owns the one aiohttp session every forwarded request goes through.
+
+    ``start()`` at server start-up and ``close()`` at shutdown; ``ssl_context`` defaults to the
+    system trust store.
+    """
+
+    def __init__(
+        self,
+        guard: AddressGuard,
+        *,
+        limit: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._guard = guard
+        self._limit = limit
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            resolver=VettingResolver(self._guard),
+            limit=self._limit,
+            use_dns_cache=False,  # every new connection re-resolves and re-vets
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,  # no HTTP(S)_PROXY or .netrc from the environment
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def __aenter__(self) -> UpstreamClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def send(
+        self,
+        method: str,
+        target: Target,
+        headers: Iterable[tuple[str, str]],
+        body: Body = None,
+        *,
+        # Phase limits (connect, idle read, total), not one deadline asyncio.timeout could express.
+        timeout: UpstreamTimeouts,  # noqa: ASYNC109
+    ) -> UpstreamResponse:
+        """Forward one request; redirects come back as they are, never followed."""
+        if self._session is None:
+            raise RuntimeError("UpstreamClient.start() was not called")
+        if not _TOKEN_RE.fullmatch(method) or method.upper() == "CONNECT":
+            raise InvalidInput("the request method is not valid", code="invalid_method")
+        if target.is_ip:
+            # aiohttp does not consult the resolver for IP literals: vet them here.
+            await self._guard.resolve_and_vet(target.host, target.port)
+        streaming = body is not None and not isinstance(body, bytes)
+        out_headers = _outgoing_headers(target, headers, streaming)
+        source: _BodySource | None = None
+        data: bytes | AsyncIterator[bytes] | None = None
+        if isinstance(body, bytes):
+            data = body
+        elif body is not None:
+            source = _BodySource(body, _declared_length(out_headers))
+            data = source.chunks()
+        try:
+            raw = await self._session.request(
+                method,
+                URL(target.url, encoded=True),
+                headers=CIMultiDict(out_headers),
+                data=data,
+                allow_redirects=False,
+                timeout=timeout.to_aiohttp(),
+                skip_auto_headers=_SKIP_AUTO_HEADERS,
+            )
+        except VaultError:
+            raise  # the guard refused the destination, from inside the resolver
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            if source is not None and source.error is not None:
+                raise source.error from None
+            raise _transport_error(exc, target) from None
+        if source is not None and source.error is not None:
+            raw.close()
+            raise source.error
+        return UpstreamResponse(raw, target)
+
+
+def _transport_error(exc: BaseException, target: Target) -> VaultError:
+    if isinstance(exc, TimeoutError):
+        return GatewayTimeout(f"the upstream {target.origin} did not answer in time")
+    return BadGateway(f"the upstream {target.origin} could not be reached", code="upstream_error")
+
+
+class UpstreamResponse:
+    """An upstream answer whose body has not been read yet; always `close()` it."""
+
+    def __init__(self, raw: aiohttp.ClientResponse, target: Target) -> None:
+        self._raw = raw
+        self._target = target
+        self.status: int = raw.status
+        self.reason: str | None = raw.reason
+        # Raw pairs keep repeated headers (Set-Cookie) and their order. The body is passed through
+        # byte for byte (no decompression), so Content-Length and Content-Encoding stay true.
+        self.headers: Headers = strip_hop_by_hop(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw.raw_headers
+        )
+
+    def __repr__(self) -> str:
+        return f"UpstreamResponse(status={self.status}, origin={self._target.origin!r})"
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive (an SSE event is passed on without waiting for the next)."""
+        try:
+            async for chunk in self._raw.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.close()
+            raise _transport_error(exc, self._target) from None
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, or ``PayloadTooLarge`` once it grows past ``limit`` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.iter_chunks():
+            size += len(chunk)
+            if size > limit:
+                self.close()
+                raise PayloadTooLarge(
+                    f"the upstream response is larger than {limit} bytes",
+                    code="upstream_body_too_large",
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Return the connection to the pool if the body was read to its end, else drop it."""
+        if self._raw.content.at_eof():
+            self._raw.release()
+        else:
+            self._raw.close()
+
+    async def __aenter__(self) -> UpstreamResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
