@@ -23,6 +23,7 @@ from ._protocol import (
     USER_AGENT,
     Signer,
     TokenGrant,
+    no_cookies,
     proxy_payload,
     proxy_response,
     raise_for_provider,
@@ -63,6 +64,7 @@ class AlterVault:
             timeout=timeout,
             transport=transport,
             trust_env=False,
+            cookies=no_cookies(),
         )
         # Injection happens in the transport; see _transport. A given transport is also why
         # env proxies do not apply to provider calls (pass a proxying transport instead).
@@ -72,6 +74,7 @@ class AlterVault:
             timeout=timeout,
             transport=InjectingTransport(inner),
             trust_env=False,
+            cookies=no_cookies(),
         )
 
     def __repr__(self) -> str:

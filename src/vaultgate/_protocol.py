@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Final
 
 import httpx
@@ -36,6 +37,12 @@ _B64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9
 _PUBLIC_FIELDS: Final = frozenset({"region", "service"})
 # The proxy answer carries the decoded body, so headers describing the original framing are stale.
 _FRAMING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def no_cookies() -> CookieJar:
+    """A jar that keeps nothing: a session cookie set in answer to one grant's call must not
+    ride along on the next call, which may use another grant (or go to the vault)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def compact_json(value: Any) -> bytes:

@@ -126,3 +126,19 @@ async def test_reserved_headers_are_refused(vault: Any, make_vault: MakeVault) -
             ):
                 pass
     assert vault.seen == []
+
+
+async def test_cookies_set_through_the_proxy_do_not_reach_later_vault_calls(
+    vault: Any, make_vault: MakeVault
+) -> None:
+    def proxy(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/proxy/"):
+            return httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"})
+        return vault.handler(request)
+
+    client = make_vault(transport=httpx.MockTransport(proxy))
+    async with client:
+        async with client.stream("GET", "https://api.example.com/", grant_id=vault.grant_id):
+            pass
+        await client.request("GET", "https://api.example.com/", grant_id=vault.grant_id)
+    assert [r.headers.get("cookie") for r in vault.seen] == [None, None]
