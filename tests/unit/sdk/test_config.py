@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vaultgate import AlterValueError, AlterVault, SyncVault, is_valid_key
 
@@ -117,3 +119,28 @@ def test_repr_shows_base_url_and_a_redacted_key() -> None:
     assert LEGACY not in text
     assert LEGACY[10:] not in text
     assert LEGACY not in repr(SyncVault(LEGACY, env={}))
+
+
+KEY_TAILS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567ABC-_!", min_size=0, max_size=44)
+
+
+@given(
+    prefix=st.sampled_from(["alter_key_", "alter_rk_", "alter_ak_", "alter_dk_", "alter_xk_", ""]),
+    tail=KEY_TAILS,
+)
+def test_key_grammar_agrees_with_the_official_client(prefix: str, tail: str) -> None:
+    from alter_sdk._key_format import is_valid_key as official
+
+    assert is_valid_key(prefix + tail) == official(prefix + tail)
+
+
+@given(
+    key_type=st.sampled_from(["rk", "ak", "dk", "pk"]),
+    random_part=st.text(B32, min_size=22, max_size=22),
+)
+def test_every_well_formed_scoped_key_is_accepted_by_both(key_type: str, random_part: str) -> None:
+    from alter_sdk._key_format import is_valid_key as official
+
+    key = scoped(key_type, random_part)
+    assert is_valid_key(key)
+    assert official(key)
