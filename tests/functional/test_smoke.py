@@ -10,14 +10,23 @@ def test_store_a_secret_and_use_it_through_the_transparent_proxy(
 ) -> None:
     app_id, key = vault.make_app_key()
     with vault.admin() as admin:
-        created = admin.post("/v1/secrets", json={
-            "app_id": app_id, "name": "openai", "credential_type": "bearer",
-            "credential": {"token": "sk-canary-123"}, "allowed_hosts": [upstream.origin],
-        })
+        created = admin.post(
+            "/v1/secrets",
+            json={
+                "app_id": app_id,
+                "name": "openai",
+                "credential_type": "bearer",
+                "credential": {"token": "sk-canary-123"},
+                "allowed_hosts": [upstream.origin],
+            },
+        )
         assert created.status_code == 201, created.text
         grant_id = created.json()["grant_id"]
-    response = httpx.get(f"{vault.base_url}/proxy/{grant_id}/v1/models?x=1",
-                         headers={"Authorization": f"Bearer {key}"}, trust_env=False)
+    response = httpx.get(
+        f"{vault.base_url}/proxy/{grant_id}/v1/models?x=1",
+        headers={"Authorization": f"Bearer {key}"},
+        trust_env=False,
+    )
     assert response.status_code == 200, response.text
     got = upstream.last()
     assert got.path == "/v1/models?x=1"

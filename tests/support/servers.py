@@ -59,8 +59,13 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
                 body = self._read_chunked()
-            rec = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                           list(self.headers.items()), body)
+            rec = Recorded(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                list(self.headers.items()),
+                body,
+            )
             upstream.requests.append(rec)
             return rec
 
@@ -102,7 +107,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for i in range(3):
-                data = f"data: {{\"n\": {i}}}\n\n".encode()
+                data = f'data: {{"n": {i}}}\n\n'.encode()
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
                 time.sleep(0.05)
@@ -137,8 +142,12 @@ class Vault:
     env: dict[str, str]
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, trust_env=False, timeout=30,
-                            headers={"Authorization": f"Bearer {self.admin_key}"})
+        return httpx.Client(
+            base_url=self.base_url,
+            trust_env=False,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+        )
 
     def make_app_key(self, name: str = "app") -> tuple[str, str]:
         """A new app and one key of it: (app_id, api_key)."""
@@ -155,18 +164,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_vault(data_dir: Path, database_url: str | None = None,
-              extra_env: dict[str, str] | None = None) -> Iterator[Vault]:
-    env = {"VAULTGATE_DATA_DIR": str(data_dir),
-           "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8", **(extra_env or {})}
+def run_vault(
+    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Vault]:
+    env = {
+        "VAULTGATE_DATA_DIR": str(data_dir),
+        "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
+        **(extra_env or {}),
+    }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url
     port = free_port()
     settings = load_settings(env, port=port)
     result = initialise(settings)
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -176,8 +190,14 @@ def run_vault(data_dir: Path, database_url: str | None = None,
             raise RuntimeError("the vault did not start")
         time.sleep(0.02)
     try:
-        yield Vault(f"http://127.0.0.1:{port}", result.admin_key, result.portal_user,
-                    result.portal_password, data_dir, env)
+        yield Vault(
+            f"http://127.0.0.1:{port}",
+            result.admin_key,
+            result.portal_user,
+            result.portal_password,
+            data_dir,
+            env,
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -19,10 +19,17 @@ def settings_from(ctx: click.Context, **flags: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
-data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-                               help="Data directory (VAULTGATE_DATA_DIR, default ./.vaultgate).")
-db_option = click.option("--database-url", default=None,
-                         help="SQLAlchemy URL (VAULTGATE_DATABASE_URL); default SQLite in the data dir.")
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data directory (VAULTGATE_DATA_DIR, default ./.vaultgate).",
+)
+db_option = click.option(
+    "--database-url",
+    default=None,
+    help="SQLAlchemy URL (VAULTGATE_DATABASE_URL); default SQLite in the data dir.",
+)
 
 
 @click.command()
@@ -61,17 +68,37 @@ def _print_first_start(admin_key: str, user: str, password: str, settings: Setti
 @db_option
 @click.option("--host", default=None, help="Bind address (VAULTGATE_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (VAULTGATE_PORT, default 8200).")
-@click.option("--allow-private-destinations", multiple=True, metavar="CIDR",
-              help="Let upstream calls reach these private ranges (tests, local development).")
-@click.option("--trusted-proxies", multiple=True, metavar="CIDR",
-              help="Believe X-Forwarded-For only from these peers.")
-@click.option("--init", "init_missing", is_flag=True,
-              help="Initialise the data directory first if it is new (what `make run` does).")
+@click.option(
+    "--allow-private-destinations",
+    multiple=True,
+    metavar="CIDR",
+    help="Let upstream calls reach these private ranges (tests, local development).",
+)
+@click.option(
+    "--trusted-proxies",
+    multiple=True,
+    metavar="CIDR",
+    help="Believe X-Forwarded-For only from these peers.",
+)
+@click.option(
+    "--init",
+    "init_missing",
+    is_flag=True,
+    help="Initialise the data directory first if it is new (what `make run` does).",
+)
 @click.option("--workers", type=int, default=1, help="Worker processes (each a full node).")
 @click.pass_context
-def serve(ctx: click.Context, data_dir: str | None, database_url: str | None, host: str | None,
-          port: int | None, allow_private_destinations: tuple[str, ...],
-          trusted_proxies: tuple[str, ...], init_missing: bool, workers: int) -> None:
+def serve(
+    ctx: click.Context,
+    data_dir: str | None,
+    database_url: str | None,
+    host: str | None,
+    port: int | None,
+    allow_private_destinations: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
+    init_missing: bool,
+    workers: int,
+) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
     import uvicorn
 
@@ -79,7 +106,11 @@ def serve(ctx: click.Context, data_dir: str | None, database_url: str | None, ho
     from vaultgate.server.crypto import MasterKeyError
 
     settings = settings_from(
-        ctx, data_dir=data_dir, database_url=database_url, host=host, port=port,
+        ctx,
+        data_dir=data_dir,
+        database_url=database_url,
+        host=host,
+        port=port,
         allow_private_destinations=list(allow_private_destinations) or None,
         trusted_proxies=list(trusted_proxies) or None,
     )
@@ -93,8 +124,15 @@ def serve(ctx: click.Context, data_dir: str | None, database_url: str | None, ho
     except MasterKeyError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from None
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, server_header=False, lifespan="on")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
 
 
 @click.group("master-key")
@@ -117,7 +155,8 @@ def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -
     if settings.master_key:
         raise click.ClickException(
             "VAULTGATE_MASTER_KEY is set: put a new key first in its list and run "
-            "`vaultgate master-key rewrap` instead")
+            "`vaultgate master-key rewrap` instead"
+        )
     keyring = load_keyring(settings)
     check_against_database(engine, keyring)
     # A rerun after an interruption finishes the job instead of adding yet another key.
@@ -154,8 +193,14 @@ def _pending(engine: Any, active: str) -> int:
     from vaultgate.server.storage import tables as t
 
     with engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(t.secret_versions).where(
-            t.secret_versions.c.wrapped_key.isnot(None), t.secret_versions.c.master_key_id != active)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t.secret_versions)
+            .where(
+                t.secret_versions.c.wrapped_key.isnot(None),
+                t.secret_versions.c.master_key_id != active,
+            )
+        )
         return int(conn.execute(query).scalar() or 0)
 
 
@@ -175,7 +220,9 @@ def _password(ctx: click.Context) -> str:
 @data_dir_option
 @db_option
 @click.pass_context
-def users_add(ctx: click.Context, email: str, data_dir: str | None, database_url: str | None) -> None:
+def users_add(
+    ctx: click.Context, email: str, data_dir: str | None, database_url: str | None
+) -> None:
     """Add a portal user; the password is read from a prompt or standard input."""
     from vaultgate.server.auth.users import create_user
     from vaultgate.server.clock import utcnow
@@ -195,8 +242,9 @@ def users_add(ctx: click.Context, email: str, data_dir: str | None, database_url
 @data_dir_option
 @db_option
 @click.pass_context
-def users_reset(ctx: click.Context, email: str, data_dir: str | None,
-                database_url: str | None) -> None:
+def users_reset(
+    ctx: click.Context, email: str, data_dir: str | None, database_url: str | None
+) -> None:
     """Set a portal user's password (read from a prompt or standard input)."""
     from vaultgate.server.auth.users import set_password
     from vaultgate.server.errors import VaultError
@@ -208,4 +256,3 @@ def users_reset(ctx: click.Context, email: str, data_dir: str | None,
     except VaultError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"password of {email} changed")
-

@@ -11,8 +11,12 @@ from vaultgate.cli import local, remote
 
 @click.group()
 @click.option("--url", default=None, help="Vault URL for API commands (VAULTGATE_URL).")
-@click.option("--admin-key", default=None, envvar=None,
-              help="Prefer VAULTGATE_ADMIN_KEY: a flag shows in `ps` and shell history.")
+@click.option(
+    "--admin-key",
+    default=None,
+    envvar=None,
+    help="Prefer VAULTGATE_ADMIN_KEY: a flag shows in `ps` and shell history.",
+)
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, admin_key: str | None) -> None:
     """vaultgate: store a credential once, use it by grant_id, never see it again."""
@@ -22,8 +26,18 @@ def cli(ctx: click.Context, url: str | None, admin_key: str | None) -> None:
     ctx.obj["admin_key"] = admin_key
 
 
-for command in (local.init, local.serve, local.master_key, local.users, remote.apps, remote.keys,
-                remote.secrets, remote.grants, remote.audit, remote.providers):
+for command in (
+    local.init,
+    local.serve,
+    local.master_key,
+    local.users,
+    remote.apps,
+    remote.keys,
+    remote.secrets,
+    remote.grants,
+    remote.audit,
+    remote.providers,
+):
     cli.add_command(command)
 
 

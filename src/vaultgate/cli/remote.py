@@ -38,8 +38,11 @@ def apps_create(ctx: click.Context, name: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def apps_list(ctx: click.Context, as_json: bool) -> None:
-    emit(api(ctx).call("GET", "/v1/apps")["items"], as_json=as_json,
-         columns=["id", "name", "created_at"])
+    emit(
+        api(ctx).call("GET", "/v1/apps")["items"],
+        as_json=as_json,
+        columns=["id", "name", "created_at"],
+    )
 
 
 @click.group()
@@ -53,8 +56,9 @@ def keys() -> None:
 @click.option("--expires-at", default=None, help="ISO 8601 date-time with offset.")
 @json_option
 @click.pass_context
-def keys_create(ctx: click.Context, app_id: str, name: str, expires_at: str | None,
-                as_json: bool) -> None:
+def keys_create(
+    ctx: click.Context, app_id: str, name: str, expires_at: str | None, as_json: bool
+) -> None:
     body: dict[str, Any] = {"name": name}
     if expires_at:
         body["expires_at"] = expires_at
@@ -66,8 +70,11 @@ def keys_create(ctx: click.Context, app_id: str, name: str, expires_at: str | No
 @json_option
 @click.pass_context
 def keys_list(ctx: click.Context, app_id: str, as_json: bool) -> None:
-    emit(api(ctx).call("GET", f"/v1/apps/{app_id}/keys")["items"], as_json=as_json,
-         columns=["id", "name", "hint", "created_at", "expires_at", "revoked_at"])
+    emit(
+        api(ctx).call("GET", f"/v1/apps/{app_id}/keys")["items"],
+        as_json=as_json,
+        columns=["id", "name", "hint", "created_at", "expires_at", "revoked_at"],
+    )
 
 
 @keys.command("revoke")
@@ -92,8 +99,9 @@ def _read_value(from_file: str | None, stdin: bool, label: str) -> str:
     return str(click.prompt(label, hide_input=True))
 
 
-def _credential(ctype: str | None, from_file: str | None, stdin: bool,
-                fields: tuple[str, ...]) -> dict[str, str]:
+def _credential(
+    ctype: str | None, from_file: str | None, stdin: bool, fields: tuple[str, ...]
+) -> dict[str, str]:
     """The credential: a JSON object when the input starts with '{', else the token alone.
 
     Named non-secret fields (``--field username=alice``) merge in.
@@ -122,15 +130,20 @@ def _credential(ctype: str | None, from_file: str | None, stdin: bool,
 @click.option("--app", "app_id", required=True, help="App id.")
 @click.option("--name", required=True)
 @click.option("--provider", default=None, help="Provider template slug (see `providers list`).")
-@click.option("--type", "ctype", default=None,
-              type=click.Choice(["bearer", "api_key", "basic", "aws_sigv4"]))
+@click.option(
+    "--type", "ctype", default=None, type=click.Choice(["bearer", "api_key", "basic", "aws_sigv4"])
+)
 @click.option("--header", default=None, help="Custom injection header name.")
 @click.option("--format", "fmt", default=None, help="Header value template, e.g. 'Token {token}'.")
 @click.option("--query-param", default=None, help="Send the token as this query parameter.")
 @click.option("--host", "hosts", multiple=True, help="Allowed host (repeat).")
 @click.option("--param", "params", multiple=True, help="Provider parameter NAME=VALUE.")
-@click.option("--field", "fields", multiple=True,
-              help="A non-secret credential field NAME=VALUE (e.g. username=alice).")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    help="A non-secret credential field NAME=VALUE (e.g. username=alice).",
+)
 @click.option("--policy", default=None, help="Policy as JSON.")
 @click.option("--aws-region", default=None)
 @click.option("--aws-service", default=None)
@@ -138,22 +151,43 @@ def _credential(ctype: str | None, from_file: str | None, stdin: bool,
 @click.option("--stdin", is_flag=True, help="Read the value from standard input.")
 @json_option
 @click.pass_context
-def secrets_add(ctx: click.Context, app_id: str, name: str, provider: str | None,
-                ctype: str | None, header: str | None, fmt: str | None, query_param: str | None,
-                hosts: tuple[str, ...], params: tuple[str, ...], fields: tuple[str, ...],
-                policy: str | None, aws_region: str | None, aws_service: str | None,
-                from_file: str | None, stdin: bool, as_json: bool) -> None:
+def secrets_add(
+    ctx: click.Context,
+    app_id: str,
+    name: str,
+    provider: str | None,
+    ctype: str | None,
+    header: str | None,
+    fmt: str | None,
+    query_param: str | None,
+    hosts: tuple[str, ...],
+    params: tuple[str, ...],
+    fields: tuple[str, ...],
+    policy: str | None,
+    aws_region: str | None,
+    aws_service: str | None,
+    from_file: str | None,
+    stdin: bool,
+    as_json: bool,
+) -> None:
     """Store a secret; prints its grant_id."""
-    body: dict[str, Any] = {"app_id": app_id, "name": name,
-                            "credential": _credential(ctype, from_file, stdin, fields)}
+    body: dict[str, Any] = {
+        "app_id": app_id,
+        "name": name,
+        "credential": _credential(ctype, from_file, stdin, fields),
+    }
     if provider:
         body["provider"] = provider
     if ctype:
         body["credential_type"] = ctype
     if header or query_param:
-        body["injection"] = {"header": header, "format": fmt or ("{token}" if header else None),
-                             "additional": [{"target": "query", "name": query_param,
-                                             "value": "{token}"}] if query_param else []}
+        body["injection"] = {
+            "header": header,
+            "format": fmt or ("{token}" if header else None),
+            "additional": [{"target": "query", "name": query_param, "value": "{token}"}]
+            if query_param
+            else [],
+        }
     if hosts:
         body["allowed_hosts"] = list(hosts)
     if params:
@@ -178,9 +212,19 @@ def _json_arg(text: str, flag: str) -> Any:
 @click.pass_context
 def secrets_list(ctx: click.Context, app_id: str | None, as_json: bool) -> None:
     params = {"app_id": app_id} if app_id else {}
-    emit(api(ctx).call("GET", "/v1/secrets", params=params)["items"], as_json=as_json,
-         columns=["secret_id", "name", "provider", "credential_type", "allowed_hosts", "version",
-                  "grants"])
+    emit(
+        api(ctx).call("GET", "/v1/secrets", params=params)["items"],
+        as_json=as_json,
+        columns=[
+            "secret_id",
+            "name",
+            "provider",
+            "credential_type",
+            "allowed_hosts",
+            "version",
+            "grants",
+        ],
+    )
 
 
 @secrets.command("show")
@@ -193,15 +237,23 @@ def secrets_show(ctx: click.Context, secret_id: str, as_json: bool) -> None:
 
 @secrets.command("rotate")
 @click.argument("secret_id")
-@click.option("--type", "ctype", default=None,
-              type=click.Choice(["bearer", "api_key", "basic", "aws_sigv4"]))
+@click.option(
+    "--type", "ctype", default=None, type=click.Choice(["bearer", "api_key", "basic", "aws_sigv4"])
+)
 @click.option("--field", "fields", multiple=True)
 @click.option("--from-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--stdin", is_flag=True)
 @json_option
 @click.pass_context
-def secrets_rotate(ctx: click.Context, secret_id: str, ctype: str | None, fields: tuple[str, ...],
-                   from_file: str | None, stdin: bool, as_json: bool) -> None:
+def secrets_rotate(
+    ctx: click.Context,
+    secret_id: str,
+    ctype: str | None,
+    fields: tuple[str, ...],
+    from_file: str | None,
+    stdin: bool,
+    as_json: bool,
+) -> None:
     """Store a new value; every grant uses it from the next request."""
     body = {"credential": _credential(ctype, from_file, stdin, fields)}
     emit(api(ctx).call("POST", f"/v1/secrets/{secret_id}/rotate", json=body), as_json=as_json)
@@ -236,8 +288,14 @@ def grants_show(ctx: click.Context, grant_id: str, as_json: bool) -> None:
 @click.option("--policy", default=None, help="A narrower policy, as JSON.")
 @json_option
 @click.pass_context
-def grants_clone(ctx: click.Context, grant_id: str, ttl_seconds: int | None, name: str | None,
-                 policy: str | None, as_json: bool) -> None:
+def grants_clone(
+    ctx: click.Context,
+    grant_id: str,
+    ttl_seconds: int | None,
+    name: str | None,
+    policy: str | None,
+    as_json: bool,
+) -> None:
     body: dict[str, Any] = {}
     if ttl_seconds is not None:
         body["ttl_seconds"] = ttl_seconds
@@ -290,11 +348,22 @@ def audit() -> None:
 @click.option("--limit", type=int, default=50)
 @json_option
 @click.pass_context
-def audit_list(ctx: click.Context, limit: int, as_json: bool, **f: Any) -> None:
-    params = _filters(grant_id=f["grant"], app_id=f["app"], caller=f["caller"], event=f["event"],
-                      outcome=f["outcome"], since=f["since"], until=f["until"], limit=limit)
-    emit(api(ctx).call("GET", "/v1/audit", params=params)["items"], as_json=as_json,
-         columns=AUDIT_COLUMNS)
+def audit_list(ctx: click.Context, /, limit: int, as_json: bool, **f: Any) -> None:
+    params = _filters(
+        grant_id=f["grant"],
+        app_id=f["app"],
+        caller=f["caller"],
+        event=f["event"],
+        outcome=f["outcome"],
+        since=f["since"],
+        until=f["until"],
+        limit=limit,
+    )
+    emit(
+        api(ctx).call("GET", "/v1/audit", params=params)["items"],
+        as_json=as_json,
+        columns=AUDIT_COLUMNS,
+    )
 
 
 @audit.command("tail")
@@ -320,9 +389,16 @@ def audit_tail(ctx: click.Context, interval: float, count: int) -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl")
 @audit_filters
 @click.pass_context
-def audit_export(ctx: click.Context, fmt: str, **f: Any) -> None:
-    params = _filters(grant_id=f["grant"], app_id=f["app"], caller=f["caller"], event=f["event"],
-                      outcome=f["outcome"], since=f["since"], until=f["until"])
+def audit_export(ctx: click.Context, /, fmt: str, **f: Any) -> None:
+    params = _filters(
+        grant_id=f["grant"],
+        app_id=f["app"],
+        caller=f["caller"],
+        event=f["event"],
+        outcome=f["outcome"],
+        since=f["since"],
+        until=f["until"],
+    )
     text = api(ctx).call("GET", "/v1/audit/export", params=params)
     click.echo(text or "", nl=False)
 

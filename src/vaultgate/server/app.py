@@ -27,14 +27,19 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         finally:
             await rt.close()
 
-    app = FastAPI(title="vaultgate", version="0.1.0", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="vaultgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None
+    )
     app.state.runtime = rt
     errors.install(app)
     app.include_router(health.router)
     app.include_router(management.router)
     app.include_router(sdk.router)
     app.router.routes.extend(proxy.routes)
-    app.add_middleware(BodyLimit, default_limit=MANAGEMENT_BODY_LIMIT,
-                       large_limit=settings.max_request_body, large_prefixes=("/sdk/", "/proxy/"))
+    app.add_middleware(
+        BodyLimit,
+        default_limit=MANAGEMENT_BODY_LIMIT,
+        large_limit=settings.max_request_body,
+        large_prefixes=("/sdk/", "/proxy/"),
+    )
     return app

@@ -59,4 +59,3 @@ def is_initialised(settings: Settings) -> bool:
         return has_schema(engine)
     finally:
         engine.dispose()
-

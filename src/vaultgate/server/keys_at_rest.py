@@ -37,7 +37,7 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def check_against_database(engine: Engine, keyring: Keyring) -> None:
-    """Refuse a key set that cannot open this database's data; record keys seen for the first time."""
+    """Refuse a key set that cannot open this database; record keys seen for the first time."""
     with engine.begin() as conn:
         stored = dict(conn.execute(sa.select(t.master_keys.c.key_id, t.master_keys.c.kcv)).all())
         root = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == ROOT_KEY)).scalar()
@@ -69,24 +69,36 @@ def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
     done = 0
     with engine.connect() as conn:
         todo = conn.execute(
-            sa.select(t.secret_versions.c.secret_id, t.secret_versions.c.version,
-                      t.secrets.c.app_id)
+            sa.select(
+                t.secret_versions.c.secret_id, t.secret_versions.c.version, t.secrets.c.app_id
+            )
             .join(t.secrets, t.secrets.c.id == t.secret_versions.c.secret_id)
-            .where(t.secret_versions.c.wrapped_key.isnot(None),
-                   t.secret_versions.c.master_key_id != active)
+            .where(
+                t.secret_versions.c.wrapped_key.isnot(None),
+                t.secret_versions.c.master_key_id != active,
+            )
         ).all()
-        total = conn.execute(sa.select(sa.func.count()).select_from(t.secret_versions)
-                             .where(t.secret_versions.c.wrapped_key.isnot(None))).scalar() or 0
+        total = (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.secret_versions)
+                .where(t.secret_versions.c.wrapped_key.isnot(None))
+            ).scalar()
+            or 0
+        )
     for secret_id, version, app_id in todo:
-        where = (t.secret_versions.c.secret_id == secret_id,
-                 t.secret_versions.c.version == version)
+        where = (t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.version == version)
         with engine.begin() as conn:
-            wrapped = conn.execute(sa.select(t.secret_versions.c.wrapped_key).where(*where)
-                                   .with_for_update()).scalar()
+            wrapped = conn.execute(
+                sa.select(t.secret_versions.c.wrapped_key).where(*where).with_for_update()
+            ).scalar()
             if wrapped is None:
                 continue  # destroyed meanwhile (rotation or deletion of the secret)
             new, key_id = barrier.rewrap(wrapped, aad=aad_for(app_id, secret_id, version))
-            conn.execute(t.secret_versions.update().where(*where)
-                         .values(wrapped_key=new, master_key_id=key_id))
+            conn.execute(
+                t.secret_versions.update()
+                .where(*where)
+                .values(wrapped_key=new, master_key_id=key_id)
+            )
         done += 1
     return done, int(total)

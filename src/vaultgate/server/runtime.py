@@ -68,13 +68,21 @@ class Runtime:
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
         return cls(
-            settings=settings, engine=engine, barrier=barrier, audit=writer, keys=keys,
-            secrets=secrets, grants=grants,
+            settings=settings,
+            engine=engine,
+            barrier=barrier,
+            audit=writer,
+            keys=keys,
+            secrets=secrets,
+            grants=grants,
             pipeline=Pipeline(grants, secrets, writer, RateLimiter(), clock),
             upstream=UpstreamClient(guard),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
-            catalogue=catalogue, cache=cache, clock=clock,
-            session_key=barrier.derive_key(PORTAL_SESSION), audit_key=audit_key,
+            catalogue=catalogue,
+            cache=cache,
+            clock=clock,
+            session_key=barrier.derive_key(PORTAL_SESSION),
+            audit_key=audit_key,
             timeouts=UpstreamTimeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         )
 

@@ -91,7 +91,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
-    """Settings from the environment mapping, with command-line flags (not None) taking precedence."""
+    """Settings from the environment mapping; command-line flags (not None) take precedence."""
     base = Settings(
         data_dir=Path(env.get("VAULTGATE_DATA_DIR") or DEFAULT_DATA_DIR),
         database_url=env.get("VAULTGATE_DATABASE_URL") or None,
@@ -100,7 +100,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         host=env.get("VAULTGATE_HOST") or "127.0.0.1",
         port=_int(env, "VAULTGATE_PORT", DEFAULT_PORT),
         allow_private_destinations=parse_networks(
-            env.get("VAULTGATE_ALLOW_PRIVATE_DESTINATIONS", ""), "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS"
+            env.get("VAULTGATE_ALLOW_PRIVATE_DESTINATIONS", ""),
+            "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS",
         ),
         trusted_proxies=parse_networks(
             env.get("VAULTGATE_TRUSTED_PROXIES", ""), "VAULTGATE_TRUSTED_PROXIES"

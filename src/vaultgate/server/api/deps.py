@@ -24,8 +24,9 @@ def bearer(authorization: str | None) -> str | None:
     return None
 
 
-def client_ip(scope_client: tuple[str, int] | None, forwarded: str | None,
-              trusted: tuple[Network, ...]) -> str | None:
+def client_ip(
+    scope_client: tuple[str, int] | None, forwarded: str | None, trusted: tuple[Network, ...]
+) -> str | None:
     """The socket peer, or the X-Forwarded-For address when the peer is a trusted proxy."""
     peer = scope_client[0] if scope_client else None
     if peer is None or not forwarded or not trusted:
@@ -56,8 +57,9 @@ def request_ip(request: Request) -> str | None:
 def admin(request: Request) -> Principal:
     principal = runtime(request).keys.authenticate(bearer(request.headers.get("authorization")))
     if not principal.is_admin:
-        raise Forbidden("the management API needs an admin key; this is an app key",
-                        code="forbidden")
+        raise Forbidden(
+            "the management API needs an admin key; this is an app key", code="forbidden"
+        )
     return principal
 
 

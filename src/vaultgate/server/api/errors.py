@@ -16,23 +16,35 @@ from vaultgate.server.errors import VaultError
 
 log = logging.getLogger("vaultgate.api")
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 401: "invalid_key",
-               403: "forbidden", 413: "body_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    400: "bad_request",
+    401: "invalid_key",
+    403: "forbidden",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def envelope_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
     body = {"detail": {"error": code, "message": message, **extra}}
-    return Response(json.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        json.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def vault_error_response(exc: VaultError) -> Response:
     body = json.dumps(exc.envelope(), default=str)
-    return Response(body, status_code=exc.status, headers=exc.headers or None,
-                    media_type="application/json")
+    return Response(
+        body, status_code=exc.status, headers=exc.headers or None, media_type="application/json"
+    )
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -69,7 +81,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "error")
-        return envelope_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return envelope_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(DecryptionError)
     async def _sealed(_: Request, exc: DecryptionError) -> Response:

@@ -15,7 +15,12 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from vaultgate.injection.rules import apply_rules
-from vaultgate.injection.sigv4 import AwsCredentials, SigV4Request, detect_region_service, sign_headers
+from vaultgate.injection.sigv4 import (
+    AwsCredentials,
+    SigV4Request,
+    detect_region_service,
+    sign_headers,
+)
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target, normalize_path
@@ -25,17 +30,30 @@ from vaultgate.server.runtime import Runtime
 Headers = list[tuple[str, str]]
 
 # Headers that only concern the vault and never travel on.
-_VAULT_HEADERS = ("x-api-key", "x-vaultgate-target", "x-vaultgate-reason", "x-vaultgate-caller",
-                  "host", "content-length")
+_VAULT_HEADERS = (
+    "x-api-key",
+    "x-vaultgate-target",
+    "x-vaultgate-reason",
+    "x-vaultgate-caller",
+    "host",
+    "content-length",
+)
 
 
 def inject(
-    auth: Authorized, method: str, target: Target, headers: Headers, extra_query: Headers,
-    body: bytes | None, *, now: Any,
+    auth: Authorized,
+    method: str,
+    target: Target,
+    headers: Headers,
+    extra_query: Headers,
+    body: bytes | None,
+    *,
+    now: Any,
 ) -> tuple[Target, Headers]:
     """The target and headers with the credential applied; the caller's own auth removed."""
-    out = httpx.Headers([(k, v) for k, v in strip_hop_by_hop(headers)
-                         if k.lower() not in _VAULT_HEADERS])
+    out = httpx.Headers(
+        [(k, v) for k, v in strip_hop_by_hop(headers) if k.lower() not in _VAULT_HEADERS]
+    )
     target = replace(target, path=normalize_path(target.path))
     if auth.grant.rules.sigv4:
         return _sigv4(auth, method, target, out, extra_query, body or b"", now)
@@ -49,11 +67,22 @@ def inject(
 
 
 def _sigv4(
-    auth: Authorized, method: str, target: Target, headers: httpx.Headers, extra_query: Headers,
-    body: bytes, now: Any,
+    auth: Authorized,
+    method: str,
+    target: Target,
+    headers: httpx.Headers,
+    extra_query: Headers,
+    body: bytes,
+    now: Any,
 ) -> tuple[Target, Headers]:
-    for name in ("authorization", "cookie", "proxy-authorization", "x-amz-date",
-                 "x-amz-security-token", "x-amz-content-sha256"):
+    for name in (
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+    ):
         headers.pop(name, None)
     if extra_query:
         query = "&".join(filter(None, [target.query, urlencode(extra_query)]))
@@ -62,19 +91,28 @@ def _sigv4(
     aws = auth.grant.aws or {}
     region, service = region or aws.get("region"), service or aws.get("service")
     if not region or not service:
-        raise Unprocessable("cannot tell the AWS region and service of this host; set them on "
-                            "the secret (aws.region, aws.service)", field="aws")
+        raise Unprocessable(
+            "cannot tell the AWS region and service of this host; set them on "
+            "the secret (aws.region, aws.service)",
+            field="aws",
+        )
     cred = auth.credential
-    creds = AwsCredentials(cred["access_key_id"], cred["secret_access_key"],
-                           cred.get("session_token"))
+    creds = AwsCredentials(
+        cred["access_key_id"], cred["secret_access_key"], cred.get("session_token")
+    )
     req = SigV4Request(method, target.url, [("host", target.netloc)], body)
-    signed = sign_headers(req, creds, region, service, now, normalize=service != "s3",
-                          sign_body=True)
+    signed = sign_headers(
+        req, creds, region, service, now, normalize=service != "s3", sign_body=True
+    )
     return target, [*headers.multi_items(), *signed.headers]
 
 
 async def forward_buffered(
-    rt: Runtime, use: UseRequest, auth: Authorized, headers: Headers, query: Headers,
+    rt: Runtime,
+    use: UseRequest,
+    auth: Authorized,
+    headers: Headers,
+    query: Headers,
     body: bytes | None,
 ) -> dict[str, Any]:
     """``/sdk/proxy``: send, read the whole answer (capped), return the protocol's result."""
@@ -83,13 +121,19 @@ async def forward_buffered(
     try:
         response = await rt.upstream.send(use.method, target, out, body, timeout=rt.timeouts)
     except Exception as exc:
-        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started),
-                                   error=getattr(exc, "code", "upstream_error"))
+        rt.pipeline.record_outcome(
+            use,
+            auth,
+            status=0,
+            latency_ms=_ms(started),
+            error=getattr(exc, "code", "upstream_error"),
+        )
         raise
     async with response:
         content = await response.read(rt.settings.max_response_body)
-    rt.pipeline.record_outcome(use, auth, status=response.status, latency_ms=_ms(started),
-                               bytes_out=len(content))
+    rt.pipeline.record_outcome(
+        use, auth, status=response.status, latency_ms=_ms(started), bytes_out=len(content)
+    )
     return {
         "approval_id": None,
         "status_code": response.status,

@@ -8,8 +8,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, default_limit: int, large_limit: int,
-                 large_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default_limit: int, large_limit: int, large_prefixes: tuple[str, ...]
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.large_limit = large_limit
@@ -22,10 +23,9 @@ class BodyLimit:
         path: str = scope["path"]
         limit = self.large_limit if path.startswith(self.large_prefixes) else self.default_limit
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > limit:
-                    await _too_large(send, limit)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await _too_large(send, limit)
+                return
         received = 0
 
         async def capped_receive() -> Message:
@@ -49,8 +49,19 @@ class _TooLarge(Exception):
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": {"error": "body_too_large",
-                                  "message": f"the request body is larger than {limit} bytes"}})
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json")]})
+    body = json.dumps(
+        {
+            "detail": {
+                "error": "body_too_large",
+                "message": f"the request body is larger than {limit} bytes",
+            }
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body.encode()})

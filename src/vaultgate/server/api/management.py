@@ -45,8 +45,9 @@ def get_app(app_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
 @router.post("/apps/{app_id}/keys", status_code=201)
 def create_key(app_id: str, body: KeyCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
     expires_at = parse_expiry(body.expires_at, rt.clock())
-    plaintext, meta = rt.keys.create_key("app", body.name, actor, app_id=app_id,
-                                         expires_at=expires_at)
+    plaintext, meta = rt.keys.create_key(
+        "app", body.name, actor, app_id=app_id, expires_at=expires_at
+    )
     return {**meta, "api_key": plaintext}
 
 
@@ -117,27 +118,54 @@ def revoke_grant(grant_id: str, rt: Rt, actor: AdminActor) -> Response:
 
 @router.get("/audit")
 def list_audit(
-    rt: Rt, _: AdminActor, grant_id: str | None = None, app_id: str | None = None,
-    caller: str | None = None, event: str | None = None, outcome: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
-    limit: int = Query(default=100), cursor: str | None = None,
+    rt: Rt,
+    _: AdminActor,
+    grant_id: str | None = None,
+    app_id: str | None = None,
+    caller: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(default=100),
+    cursor: str | None = None,
 ) -> dict[str, Any]:
     items, next_cursor = queries.list_events(
-        rt.engine, grant_id=grant_id, app_id=app_id, caller=caller, event=event,
-        outcome=outcome, since=since, until=until, limit=limit, cursor=cursor,
+        rt.engine,
+        grant_id=grant_id,
+        app_id=app_id,
+        caller=caller,
+        event=event,
+        outcome=outcome,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
     )
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/audit/export")
 def export_audit(
-    rt: Rt, _: AdminActor, grant_id: str | None = None, app_id: str | None = None,
-    caller: str | None = None, event: str | None = None, outcome: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
+    rt: Rt,
+    _: AdminActor,
+    grant_id: str | None = None,
+    app_id: str | None = None,
+    caller: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> StreamingResponse:
     lines = queries.export_jsonl(
-        rt.engine, grant_id=grant_id, app_id=app_id, caller=caller, event=event,
-        outcome=outcome, since=since, until=until,
+        rt.engine,
+        grant_id=grant_id,
+        app_id=app_id,
+        caller=caller,
+        event=event,
+        outcome=outcome,
+        since=since,
+        until=until,
     )
     return StreamingResponse((line + "\n" for line in lines), media_type="application/x-ndjson")
 

@@ -47,8 +47,10 @@ def _upstream_url(request: Request, grant: GrantContext) -> str:
     else:
         defaults = [h for h in grant.hosts if not h.wildcard]
         if not defaults:
-            raise InvalidInput("this grant has only wildcard hosts: name one with "
-                               "X-Vaultgate-Target", code="target_required")
+            raise InvalidInput(
+                "this grant has only wildcard hosts: name one with X-Vaultgate-Target",
+                code="target_required",
+            )
         origin = defaults[0].origin_for_default()
     query = request.scope.get("query_string", b"").decode("latin-1")
     return f"{origin}{rest or '/'}" + (f"?{query}" if query else "")
@@ -65,17 +67,23 @@ async def _handle(request: Request) -> Response:
     rt = runtime(request)
     principal = _principal(rt, request)
     if "content-length" in request.headers and "transfer-encoding" in request.headers:
-        raise InvalidInput("Content-Length together with Transfer-Encoding is refused",
-                           code="ambiguous_length")
+        raise InvalidInput(
+            "Content-Length together with Transfer-Encoding is refused", code="ambiguous_length"
+        )
     grant_id = request.path_params["grant_id"]
     grant = await anyio.to_thread.run_sync(rt.grants.resolve, grant_id)
     if grant is None or grant.app_id != principal.app_id:
         raise NotFound("grant not found", code="grant_not_found")
     target = parse_target(_upstream_url(request, grant))
     use = UseRequest(
-        principal=principal, grant_id=grant_id, method=request.method, target=target,
-        mode="transparent", caller=request.headers.get("x-vaultgate-caller"),
-        reason=request.headers.get("x-vaultgate-reason"), client_ip=request_ip(request),
+        principal=principal,
+        grant_id=grant_id,
+        method=request.method,
+        target=target,
+        mode="transparent",
+        caller=request.headers.get("x-vaultgate-caller"),
+        reason=request.headers.get("x-vaultgate-reason"),
+        client_ip=request_ip(request),
         request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
         display_url=target.url,
     )
@@ -87,12 +95,20 @@ async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authori
     started = time.monotonic()
     body_stream = capped(request.stream(), rt.settings.max_request_body)
     has_body = request.method not in ("GET", "HEAD", "OPTIONS") or (
-        "content-length" in request.headers or "transfer-encoding" in request.headers)
+        "content-length" in request.headers or "transfer-encoding" in request.headers
+    )
     body: bytes | AsyncIterator[bytes] | None = body_stream if has_body else None
     if auth.grant.rules.sigv4 and has_body:
         body = b"".join([chunk async for chunk in body_stream])  # SigV4 signs the payload hash
-    target, headers = inject(auth, use.method, use.target, list(request.headers.items()), [],
-                             body if isinstance(body, bytes) else None, now=rt.clock())
+    target, headers = inject(
+        auth,
+        use.method,
+        use.target,
+        list(request.headers.items()),
+        [],
+        body if isinstance(body, bytes) else None,
+        now=rt.clock(),
+    )
     try:
         upstream = await rt.upstream.send(use.method, target, headers, body, timeout=rt.timeouts)
     except VaultError as exc:
@@ -110,14 +126,24 @@ async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authori
             error = exc.code
         finally:
             upstream.close()
-            rt.pipeline.record_outcome(use, auth, status=upstream.status,
-                                       latency_ms=_ms(started), bytes_out=sent, error=error)
+            rt.pipeline.record_outcome(
+                use,
+                auth,
+                status=upstream.status,
+                latency_ms=_ms(started),
+                bytes_out=sent,
+                error=error,
+            )
 
-    headers_out = [(k, v) for k, v in upstream.headers if k.lower() != "content-length"
-                   or not _chunked(upstream.headers)]
+    headers_out = [
+        (k, v)
+        for k, v in upstream.headers
+        if k.lower() != "content-length" or not _chunked(upstream.headers)
+    ]
     response = StreamingResponse(relay(), status_code=upstream.status)
-    response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                            for k, v in headers_out]
+    response.raw_headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers_out
+    ]
     response.raw_headers.append((b"x-request-id", use.request_id.encode()))
     return response
 
@@ -130,5 +156,7 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-routes = [Route("/proxy/{grant_id}/{path:path}", handle, methods=METHODS),
-          Route("/proxy/{grant_id}", handle, methods=METHODS)]
+routes = [
+    Route("/proxy/{grant_id}/{path:path}", handle, methods=METHODS),
+    Route("/proxy/{grant_id}", handle, methods=METHODS),
+]

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered
@@ -33,8 +34,12 @@ MAX_SDK_BODY = 12 * 1024 * 1024
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(data, separators=(",", ":")), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        json.dumps(data, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes]:
@@ -43,7 +48,7 @@ async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes]:
     path = request.scope["path"]
     root = request.scope.get("root_path") or ""
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     query = request.scope.get("query_string", b"").decode("latin-1")
     signed_path = f"{path}?{query}" if query else path
     principal = rt.sdk_auth.authenticate(request.method, signed_path, body, request.headers)
@@ -54,14 +59,17 @@ def _payload(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the body is not valid JSON", code="invalid_json", field="body") from None
+        raise InvalidInput(
+            "the body is not valid JSON", code="invalid_json", field="body"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", code="invalid_json", field="body")
     return data
 
 
-def _str_field(data: dict[str, Any], name: str, *, required: bool = True,
-               cap: int = 65536) -> str | None:
+def _str_field(
+    data: dict[str, Any], name: str, *, required: bool = True, cap: int = 65536
+) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -75,13 +83,25 @@ def _str_field(data: dict[str, Any], name: str, *, required: bool = True,
 
 
 def _use(
-    request: Request, principal: Principal, grant_id: str, method: str, target: Target,
-    mode: Mode, reason: str | None, display_url: str,
+    request: Request,
+    principal: Principal,
+    grant_id: str,
+    method: str,
+    target: Target,
+    mode: Mode,
+    reason: str | None,
+    display_url: str,
 ) -> UseRequest:
     caller = request.headers.get("x-alter-caller")
     return UseRequest(
-        principal=principal, grant_id=grant_id, method=method, target=target, mode=mode,
-        caller=caller, reason=reason, client_ip=request_ip(request),
+        principal=principal,
+        grant_id=grant_id,
+        method=method,
+        target=target,
+        mode=mode,
+        caller=caller,
+        reason=reason,
+        client_ip=request_ip(request),
         request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
         display_url=display_url,
     )
@@ -89,8 +109,11 @@ def _use(
 
 def _grant_id(data: dict[str, Any]) -> str:
     if data.get("provider_id") is not None and data.get("grant_id") is None:
-        raise Unprocessable("provider_id addressing is not supported; pass grant_id",
-                            code="unsupported", field="provider_id")
+        raise Unprocessable(
+            "provider_id addressing is not supported; pass grant_id",
+            code="unsupported",
+            field="provider_id",
+        )
     return str(_str_field(data, "grant_id", cap=64))
 
 
@@ -114,11 +137,27 @@ async def token(request: Request) -> Response:
     reason = _str_field(data, "reason", required=False)
     use = _use(request, principal, grant_id, method, target, "retrieve", reason, target.url)
     auth = await rt.pipeline.authorize(use)
-    payload = to_wire(auth.grant.rules, auth.credential, grant_id=auth.grant.grant_id,
-                      aws=auth.grant.aws)
+    aws = auth.grant.aws or {}
+    try:
+        payload = to_wire(
+            auth.grant.rules,
+            auth.credential,
+            grant_id=auth.grant.grant_id,
+            region=aws.get("region"),
+            service=aws.get("service"),
+        )
+    except InjectionRuleError:
+        raise InvalidInput(
+            "this grant's injection cannot be expressed in retrieve mode; use proxy mode",
+            code="restricted_grant_requires_proxy",
+        ) from None
     answer = {
-        **payload, "grant_id": auth.grant.grant_id, "token_type": "Bearer",
-        "expires_in": None, "scopes": [], "provider_id": auth.grant.provider or "",
+        **payload,
+        "grant_id": auth.grant.grant_id,
+        "token_type": "Bearer",
+        "expires_in": None,
+        "scopes": [],
+        "provider_id": auth.grant.provider or "",
     }
     if auth.grant.expires_at is not None:
         answer["expires_at"] = auth.grant.expires_at.isoformat().replace("+00:00", "Z")
@@ -155,16 +194,19 @@ async def proxy(request: Request) -> Response:
     headers = _str_map(data, "headers")
     query = _str_map(data, "query_params")
     content = _proxy_body(data)
-    if content is not None and "body" in data and not any(
-        k.lower() == "content-type" for k in headers
+    if (
+        content is not None
+        and "body" in data
+        and not any(k.lower() == "content-type" for k in headers)
     ):
         headers["Content-Type"] = "application/json"
     reason = _str_field(data, "reason", required=False)
     use = _use(request, principal, grant_id, method, target, "proxy", reason, target.url)
     auth = await rt.pipeline.authorize(use)
     started = time.monotonic()
-    result = await forward_buffered(rt, use, auth, list(headers.items()), list(query.items()),
-                                    content)
+    result = await forward_buffered(
+        rt, use, auth, list(headers.items()), list(query.items()), content
+    )
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return _json(result, headers={"X-Request-ID": use.request_id})
 
@@ -177,13 +219,19 @@ async def audit_api_call(request: Request) -> Response:
     status = data.get("response_status")
     latency = data.get("latency_ms")
     event = AuditEvent.new(
-        event="grant:outcome", outcome="ok" if isinstance(status, int) and 0 < status < 400
-        else "error", now=rt.clock(), app_id=principal.app_id, key_id=principal.key_id,
-        caller=request.headers.get("x-alter-caller"), source_ip=request_ip(request),
+        event="grant:outcome",
+        outcome="ok" if isinstance(status, int) and 0 < status < 400 else "error",
+        now=rt.clock(),
+        app_id=principal.app_id,
+        key_id=principal.key_id,
+        caller=request.headers.get("x-alter-caller"),
+        source_ip=request_ip(request),
         grant_id=str(data.get("grant_id") or "")[:36] or None,
-        method=str(data.get("method") or "")[:16] or None, url=str(data.get("url") or ""),
+        method=str(data.get("method") or "")[:16] or None,
+        url=str(data.get("url") or ""),
         reason=data.get("reason") if isinstance(data.get("reason"), str) else None,
-        mode="retrieve", upstream_status=status if isinstance(status, int) else None,
+        mode="retrieve",
+        upstream_status=status if isinstance(status, int) else None,
         latency_ms=latency if isinstance(latency, int) else None,
         details={"reported_by": "sdk"},
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from vaultgate.injection.signing import SignatureError, parse_timestamp, verify_signature
 from vaultgate.server.auth.keys import Principal
@@ -42,7 +42,9 @@ class NonceCache:
 
 
 class SdkAuthenticator:
-    def __init__(self, keys: KeyService, nonces: NonceCache, clock: object = time.time) -> None:
+    def __init__(
+        self, keys: KeyService, nonces: NonceCache, clock: Callable[[], float] = time.time
+    ) -> None:
         self._keys = keys
         self._nonces = nonces
         self._now = clock
@@ -60,7 +62,7 @@ class SdkAuthenticator:
             stamp = parse_timestamp(headers)
         except SignatureError as exc:
             raise Unauthenticated(exc.message, code=exc.code) from None
-        now = float(self._now())  # type: ignore[operator]
+        now = self._now()
         if abs(now - stamp) > WINDOW_SECONDS:
             raise Unauthenticated(
                 "request timestamp outside the 300 s window (check the clock)",
@@ -68,6 +70,7 @@ class SdkAuthenticator:
             )
         nonce = headers.get("x-alter-nonce", "")
         if not self._nonces.check_and_add(nonce, now):
-            raise Unauthenticated("this request was already seen (nonce replay)",
-                                  code="replayed_request")
+            raise Unauthenticated(
+                "this request was already seen (nonce replay)", code="replayed_request"
+            )
         return principal

@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth import keys
 from vaultgate.server.auth.keys import KeyKind, Principal
 from vaultgate.server.clock import Clock
 from vaultgate.server.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
 from vaultgate.server.storage import tables as t
-from vaultgate.server.audit.sink import AuditSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +64,24 @@ class KeyService:
 
     # --- apps -------------------------------------------------------------------------------
     def create_app(self, name: str, actor: Actor) -> dict[str, Any]:
-        row = {"id": str(uuid.uuid4()), "name": name, "created_at": self._clock()}
+        now = self._clock()
+        row: dict[str, Any] = {"id": str(uuid.uuid4()), "name": name, "created_at": now}
         with self._engine.begin() as conn:
             if conn.execute(sa.select(t.apps.c.id).where(t.apps.c.name == name)).first():
-                raise Conflict(f"name: an app named {name!r} exists", code="duplicate_name",
-                               field="name")
+                raise Conflict(
+                    f"name: an app named {name!r} exists", code="duplicate_name", field="name"
+                )
             conn.execute(t.apps.insert().values(row))
-            self._audit.append(conn, AuditEvent.new(
-                event="app:create", outcome="ok", now=row["created_at"], app_id=row["id"],
-                **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="app:create",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["id"],
+                    **actor_fields(actor),
+                ),
+            )
         return row
 
     def list_apps(self) -> list[dict[str, Any]]:
@@ -89,7 +98,12 @@ class KeyService:
 
     # --- keys -------------------------------------------------------------------------------
     def create_key(
-        self, kind: KeyKind, name: str, actor: Actor, *, app_id: str | None = None,
+        self,
+        kind: KeyKind,
+        name: str,
+        actor: Actor,
+        *,
+        app_id: str | None = None,
         expires_at: datetime | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A new key: returns the plaintext (shown once) and its stored metadata."""
@@ -98,15 +112,30 @@ class KeyService:
         presented = keys.mint(kind)
         now = self._clock()
         row = {
-            "id": str(uuid.uuid4()), "app_id": app_id, "kind": kind, "name": name,
-            "key_hash": keys.key_hash(self._hash_key, presented), "hint": keys.hint(presented),
-            "created_at": now, "expires_at": expires_at, "revoked_at": None, "last_used_at": None,
+            "id": str(uuid.uuid4()),
+            "app_id": app_id,
+            "kind": kind,
+            "name": name,
+            "key_hash": keys.key_hash(self._hash_key, presented),
+            "hint": keys.hint(presented),
+            "created_at": now,
+            "expires_at": expires_at,
+            "revoked_at": None,
+            "last_used_at": None,
         }
         with self._engine.begin() as conn:
             conn.execute(t.api_keys.insert().values(row))
-            self._audit.append(conn, AuditEvent.new(
-                event="key:create", outcome="ok", now=now, app_id=app_id,
-                details={"key": row["id"], "kind": kind, "name": name}, **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="key:create",
+                    outcome="ok",
+                    now=now,
+                    app_id=app_id,
+                    details={"key": row["id"], "kind": kind, "name": name},
+                    **actor_fields(actor),
+                ),
+            )
         return presented, key_public(row)
 
     def list_keys(self, app_id: str) -> list[dict[str, Any]]:
@@ -119,21 +148,33 @@ class KeyService:
     def revoke_key(self, key_id: str, actor: Actor) -> None:
         now = self._clock()
         with self._engine.begin() as conn:
-            row = conn.execute(
-                sa.select(t.api_keys).where(t.api_keys.c.id == key_id)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id))
+                .mappings()
+                .first()
+            )
             if row is None:
                 raise NotFound(f"key {key_id!r} not found", code="key_not_found")
             if row["kind"] == "admin" and actor.key_id == key_id:
                 raise Forbidden("an admin key cannot revoke itself", code="forbidden")
             if row["revoked_at"] is None:
-                conn.execute(t.api_keys.update().where(t.api_keys.c.id == key_id)
-                             .values(revoked_at=now))
-            self._audit.append(conn, AuditEvent.new(
-                event="key:revoke", outcome="ok", now=now, app_id=row["app_id"],
-                details={"key": key_id}, **actor_fields(actor)))
-        self._cache = {h: v for h, v in self._cache.items() if v[1] is None or
-                       v[1].key_id != key_id}
+                conn.execute(
+                    t.api_keys.update().where(t.api_keys.c.id == key_id).values(revoked_at=now)
+                )
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="key:revoke",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    details={"key": key_id},
+                    **actor_fields(actor),
+                ),
+            )
+        self._cache = {
+            h: v for h, v in self._cache.items() if v[1] is None or v[1].key_id != key_id
+        }
 
     def authenticate(self, presented: str | None) -> Principal:
         """The principal of a presented key; 401 with a code saying why otherwise."""
@@ -157,14 +198,18 @@ class KeyService:
 
     def _load(self, digest: str) -> tuple[Principal | None, str | None]:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.api_keys).where(t.api_keys.c.key_hash == digest)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == digest))
+                .mappings()
+                .first()
+            )
         if row is None:
             return None, None
         if row["revoked_at"] is not None:
             return None, "revoked"
-        return Principal(row["id"], row["kind"], row["app_id"], row["name"], row["expires_at"]), None
+        return Principal(
+            row["id"], row["kind"], row["app_id"], row["name"], row["expires_at"]
+        ), None
 
     def has_admin_key(self) -> bool:
         with self._engine.connect() as conn:
@@ -173,8 +218,20 @@ class KeyService:
 
 
 def key_public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "app_id", "kind", "name", "hint", "created_at", "expires_at",
-                                "revoked_at", "last_used_at")}
+    return {
+        k: row[k]
+        for k in (
+            "id",
+            "app_id",
+            "kind",
+            "name",
+            "hint",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        )
+    }
 
 
 def actor_fields(actor: Actor) -> dict[str, Any]:

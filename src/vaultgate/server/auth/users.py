@@ -37,19 +37,27 @@ def _check(email: str, password: str) -> str:
 def create_user(engine: Engine, email: str, password: str, now: datetime) -> str:
     email = _check(email, password)
     with engine.begin() as conn:
-        if conn.execute(sa.select(t.portal_users.c.id).where(t.portal_users.c.email == email)).first():
+        if conn.execute(
+            sa.select(t.portal_users.c.id).where(t.portal_users.c.email == email)
+        ).first():
             raise Conflict(f"email: a user {email} exists", code="duplicate_user", field="email")
         user_id = str(uuid.uuid4())
-        conn.execute(t.portal_users.insert().values(
-            id=user_id, email=email, password_hash=_hasher.hash(password), created_at=now))
+        conn.execute(
+            t.portal_users.insert().values(
+                id=user_id, email=email, password_hash=_hasher.hash(password), created_at=now
+            )
+        )
     return user_id
 
 
 def set_password(engine: Engine, email: str, password: str) -> None:
     email = _check(email, password)
     with engine.begin() as conn:
-        done = conn.execute(t.portal_users.update().where(t.portal_users.c.email == email)
-                            .values(password_hash=_hasher.hash(password)))
+        done = conn.execute(
+            t.portal_users.update()
+            .where(t.portal_users.c.email == email)
+            .values(password_hash=_hasher.hash(password))
+        )
         if done.rowcount == 0:
             raise NotFound(f"no portal user {email}", code="user_not_found")
 
@@ -58,14 +66,20 @@ def verify_login(engine: Engine, email: str, password: str, now: datetime) -> st
     """The user's email when the password is right; None otherwise (same cost either way)."""
     email = email.strip().lower()
     with engine.begin() as conn:
-        row = conn.execute(sa.select(t.portal_users).where(t.portal_users.c.email == email)
-                           ).mappings().first()
+        row = (
+            conn.execute(sa.select(t.portal_users).where(t.portal_users.c.email == email))
+            .mappings()
+            .first()
+        )
         try:
             _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
             return None
         if row is None:
             return None
-        conn.execute(t.portal_users.update().where(t.portal_users.c.id == row["id"])
-                     .values(last_login_at=now))
+        conn.execute(
+            t.portal_users.update()
+            .where(t.portal_users.c.id == row["id"])
+            .values(last_login_at=now)
+        )
         return str(row["email"])

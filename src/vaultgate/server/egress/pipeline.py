@@ -109,7 +109,7 @@ class Pipeline:
                 field="url",
             )
         if own.rate_limit is not None:
-            state = self._limiter.check(grant.grant_id, own.rate_limit, now)
+            state = self._limiter.check(grant.grant_id, own.rate_limit, now.timestamp())
             _raise_if_denied(decide(own, facts, now, rate=state))
 
     def _event(

@@ -71,12 +71,22 @@ class GrantService:
             row = _grant(conn, grant_id, for_update=True)
             if row["parent_id"] is not None:
                 check_narrower(policy, parse_policy(_grant(conn, row["parent_id"])["policy"]))
-            conn.execute(t.grants.update().where(t.grants.c.id == grant_id)
-                         .values(policy=policy.to_doc()))
-            self._audit.append(conn, AuditEvent.new(
-                event="grant:update", outcome="ok", now=now, app_id=row["app_id"],
-                grant_id=grant_id, secret_id=row["secret_id"], details={"policy": policy.to_doc()},
-                **actor_fields(actor)))
+            conn.execute(
+                t.grants.update().where(t.grants.c.id == grant_id).values(policy=policy.to_doc())
+            )
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="grant:update",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    grant_id=grant_id,
+                    secret_id=row["secret_id"],
+                    details={"policy": policy.to_doc()},
+                    **actor_fields(actor),
+                ),
+            )
             result = self._public({**row, "policy": policy.to_doc()}, conn)
         self._cache.invalidate_grants()
         return result
@@ -87,8 +97,9 @@ class GrantService:
             parent = _grant(conn, grant_id, for_update=True)
             status = self._status(parent, conn)
             if status != "active":
-                raise Conflict(f"grant {grant_id} is {status} and cannot be cloned",
-                               code=f"grant_{status}")
+                raise Conflict(
+                    f"grant {grant_id} is {status} and cannot be cloned", code=f"grant_{status}"
+                )
             if parent["depth"] + 1 > MAX_DEPTH:
                 raise Unprocessable(f"clones may nest at most {MAX_DEPTH} deep", field="grant_id")
             parent_policy = parse_policy(parent["policy"])
@@ -96,18 +107,33 @@ class GrantService:
             check_narrower(child, parent_policy)
             expires_at = self._clone_expiry(body.ttl_seconds, self._chain_expiry(parent, conn), now)
             row = {
-                "id": str(uuid.uuid4()), "secret_id": parent["secret_id"],
-                "app_id": parent["app_id"], "parent_id": grant_id, "name": body.name,
-                "policy": child.to_doc(), "status": "active", "depth": parent["depth"] + 1,
-                "expires_at": expires_at, "created_at": now, "revoked_at": None,
+                "id": str(uuid.uuid4()),
+                "secret_id": parent["secret_id"],
+                "app_id": parent["app_id"],
+                "parent_id": grant_id,
+                "name": body.name,
+                "policy": child.to_doc(),
+                "status": "active",
+                "depth": parent["depth"] + 1,
+                "expires_at": expires_at,
+                "created_at": now,
+                "revoked_at": None,
                 "last_used_at": None,
             }
             conn.execute(t.grants.insert().values(row))
-            self._audit.append(conn, AuditEvent.new(
-                event="grant:clone", outcome="ok", now=now, app_id=row["app_id"],
-                grant_id=row["id"], secret_id=row["secret_id"],
-                details={"parent": grant_id, "ttl_seconds": body.ttl_seconds},
-                **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="grant:clone",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    grant_id=row["id"],
+                    secret_id=row["secret_id"],
+                    details={"parent": grant_id, "ttl_seconds": body.ttl_seconds},
+                    **actor_fields(actor),
+                ),
+            )
             return self._public(row, conn)
 
     @staticmethod
@@ -120,7 +146,9 @@ class GrantService:
         if parent_expiry is not None and expires_at > parent_expiry:
             raise Unprocessable(
                 "ttl_seconds: the clone would outlive its parent "
-                f"(the parent expires at {parent_expiry.isoformat()})", field="ttl_seconds")
+                f"(the parent expires at {parent_expiry.isoformat()})",
+                field="ttl_seconds",
+            )
         return expires_at
 
     def revoke(self, grant_id: str, actor: Actor) -> None:
@@ -128,18 +156,31 @@ class GrantService:
         with self._engine.begin() as conn:
             row = _grant(conn, grant_id, for_update=True)
             ids = _descendants(conn, grant_id)
-            conn.execute(t.grants.update()
-                         .where(t.grants.c.id.in_(ids), t.grants.c.status == "active")
-                         .values(status="revoked", revoked_at=now))
-            self._audit.append(conn, AuditEvent.new(
-                event="grant:revoke", outcome="ok", now=now, app_id=row["app_id"],
-                grant_id=grant_id, secret_id=row["secret_id"],
-                details={"revoked": sorted(ids)}, **actor_fields(actor)))
+            conn.execute(
+                t.grants.update()
+                .where(t.grants.c.id.in_(ids), t.grants.c.status == "active")
+                .values(status="revoked", revoked_at=now)
+            )
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="grant:revoke",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    grant_id=grant_id,
+                    secret_id=row["secret_id"],
+                    details={"revoked": sorted(ids)},
+                    **actor_fields(actor),
+                ),
+            )
         self._cache.invalidate_grants()
 
     def resolve(self, grant_id: str) -> GrantContext | None:
         """The request path's view of a grant, or None when there is no such grant."""
-        return cast(GrantContext | None, self._cache.grants.get(grant_id, lambda: self._load(grant_id)))
+        return cast(
+            GrantContext | None, self._cache.grants.get(grant_id, lambda: self._load(grant_id))
+        )
 
     def _load(self, grant_id: str) -> GrantContext | None:
         try:
@@ -150,15 +191,23 @@ class GrantService:
             chain = _chain(conn, grant_id)
             if not chain:
                 return None
-            secret = conn.execute(sa.select(t.secrets).where(
-                t.secrets.c.id == chain[0]["secret_id"])).mappings().one()
+            secret = (
+                conn.execute(sa.select(t.secrets).where(t.secrets.c.id == chain[0]["secret_id"]))
+                .mappings()
+                .one()
+            )
         expiries = [g["expires_at"] for g in chain if g["expires_at"] is not None]
         return GrantContext(
-            grant_id=grant_id, app_id=chain[0]["app_id"], secret_id=secret["id"],
-            secret_version=secret["version"], credential_type=secret["credential_type"],
-            provider=secret["provider"], rules=rules_from_doc(secret["injection"]),
+            grant_id=grant_id,
+            app_id=chain[0]["app_id"],
+            secret_id=secret["id"],
+            secret_version=secret["version"],
+            credential_type=secret["credential_type"],
+            provider=secret["provider"],
+            rules=rules_from_doc(secret["injection"]),
             hosts=tuple(parse_allowed_host(h) for h in secret["allowed_hosts"]),
-            aws=secret["aws"], policies=tuple(parse_policy(g["policy"]) for g in chain),
+            aws=secret["aws"],
+            policies=tuple(parse_policy(g["policy"]) for g in chain),
             revoked=any(g["status"] != "active" for g in chain) or secret["deleted_at"] is not None,
             expires_at=min(expiries) if expiries else None,
         )
@@ -176,10 +225,16 @@ class GrantService:
 
     def _public(self, row: dict[str, Any], conn: Connection) -> dict[str, Any]:
         return {
-            "grant_id": row["id"], "secret_id": row["secret_id"], "app_id": row["app_id"],
-            "parent_grant_id": row["parent_id"], "name": row["name"], "policy": row["policy"],
-            "status": self._status(row, conn), "expires_at": row["expires_at"],
-            "created_at": row["created_at"], "revoked_at": row["revoked_at"],
+            "grant_id": row["id"],
+            "secret_id": row["secret_id"],
+            "app_id": row["app_id"],
+            "parent_grant_id": row["parent_id"],
+            "name": row["name"],
+            "policy": row["policy"],
+            "status": self._status(row, conn),
+            "expires_at": row["expires_at"],
+            "created_at": row["created_at"],
+            "revoked_at": row["revoked_at"],
         }
 
 
@@ -208,9 +263,11 @@ def _chain(conn: Connection, grant_id: str) -> list[dict[str, Any]]:
 def _descendants(conn: Connection, grant_id: str) -> set[str]:
     found, frontier = {grant_id}, [grant_id]
     while frontier:
-        children = conn.execute(
-            sa.select(t.grants.c.id).where(t.grants.c.parent_id.in_(frontier))
-        ).scalars().all()
+        children = (
+            conn.execute(sa.select(t.grants.c.id).where(t.grants.c.parent_id.in_(frontier)))
+            .scalars()
+            .all()
+        )
         frontier = [c for c in children if c not in found]
         found.update(frontier)
     return found

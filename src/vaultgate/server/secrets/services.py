@@ -34,8 +34,13 @@ from vaultgate.server.storage import tables as t
 
 class SecretService:
     def __init__(
-        self, engine: Engine, barrier: Barrier, catalogue: Catalogue, audit: AuditSink,
-        clock: Clock, cache: GrantCache,
+        self,
+        engine: Engine,
+        barrier: Barrier,
+        catalogue: Catalogue,
+        audit: AuditSink,
+        clock: Clock,
+        cache: GrantCache,
     ) -> None:
         self._engine = engine
         self._barrier = barrier
@@ -58,29 +63,58 @@ class SecretService:
         now = self._clock()
         secret_id, grant_id = str(uuid.uuid4()), str(uuid.uuid4())
         secret = {
-            "id": secret_id, "app_id": body.app_id, "name": body.name,
+            "id": secret_id,
+            "app_id": body.app_id,
+            "name": body.name,
             "provider": spec.provider.slug if spec.provider else None,
-            "credential_type": spec.credential_type, "injection": rules_to_doc(spec.rules),
-            "allowed_hosts": list(spec.allowed_hosts), "aws": spec.aws, "version": 1,
-            "created_at": now, "updated_at": now, "last_used_at": None, "deleted_at": None,
+            "credential_type": spec.credential_type,
+            "injection": rules_to_doc(spec.rules),
+            "allowed_hosts": list(spec.allowed_hosts),
+            "aws": spec.aws,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "last_used_at": None,
+            "deleted_at": None,
         }
         grant = {
-            "id": grant_id, "secret_id": secret_id, "app_id": body.app_id, "parent_id": None,
-            "name": body.name, "policy": policy.to_doc(), "status": "active", "depth": 0,
-            "expires_at": None, "created_at": now, "revoked_at": None, "last_used_at": None,
+            "id": grant_id,
+            "secret_id": secret_id,
+            "app_id": body.app_id,
+            "parent_id": None,
+            "name": body.name,
+            "policy": policy.to_doc(),
+            "status": "active",
+            "depth": 0,
+            "expires_at": None,
+            "created_at": now,
+            "revoked_at": None,
+            "last_used_at": None,
         }
         with self._engine.begin() as conn:
             _require_app(conn, body.app_id)
             if _live_secret_named(conn, body.app_id, body.name):
-                raise Conflict(f"name: a secret named {body.name!r} exists in this app",
-                               code="duplicate_name", field="name")
+                raise Conflict(
+                    f"name: a secret named {body.name!r} exists in this app",
+                    code="duplicate_name",
+                    field="name",
+                )
             conn.execute(t.secrets.insert().values(secret))
             self._insert_version(conn, secret_id, body.app_id, 1, credential)
             conn.execute(t.grants.insert().values(grant))
-            self._audit.append(conn, AuditEvent.new(
-                event="secret:create", outcome="ok", now=now, app_id=body.app_id,
-                secret_id=secret_id, grant_id=grant_id,
-                details={"name": body.name, "provider": secret["provider"]}, **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="secret:create",
+                    outcome="ok",
+                    now=now,
+                    app_id=body.app_id,
+                    secret_id=secret_id,
+                    grant_id=grant_id,
+                    details={"name": body.name, "provider": secret["provider"]},
+                    **actor_fields(actor),
+                ),
+            )
         return {**secret_public(secret), "grant_id": grant_id, "policy": grant["policy"]}
 
     def _insert_version(
@@ -89,11 +123,17 @@ class SecretService:
         sealed = self._barrier.seal_secret(
             to_plaintext(credential), aad=aad_for(app_id, secret_id, version)
         )
-        conn.execute(t.secret_versions.insert().values(
-            secret_id=secret_id, version=version, ciphertext=sealed.ciphertext,
-            wrapped_key=sealed.wrapped_key, master_key_id=sealed.master_key_id,
-            created_at=self._clock(), destroyed_at=None,
-        ))
+        conn.execute(
+            t.secret_versions.insert().values(
+                secret_id=secret_id,
+                version=version,
+                ciphertext=sealed.ciphertext,
+                wrapped_key=sealed.wrapped_key,
+                master_key_id=sealed.master_key_id,
+                created_at=self._clock(),
+                destroyed_at=None,
+            )
+        )
 
     def list(self, app_id: str | None) -> list[dict[str, Any]]:
         query = sa.select(t.secrets).where(t.secrets.c.deleted_at.is_(None))
@@ -103,22 +143,34 @@ class SecretService:
             if app_id is not None:
                 _require_app(conn, app_id)
             rows = conn.execute(query.order_by(t.secrets.c.created_at)).mappings().all()
-            counts = dict(conn.execute(
-                sa.select(t.grants.c.secret_id, sa.func.count()).group_by(t.grants.c.secret_id)
-            ).all())
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(t.grants.c.secret_id, sa.func.count()).group_by(t.grants.c.secret_id)
+                ).all()
+            )
         return [{**secret_public(dict(r)), "grants": counts.get(r["id"], 0)} for r in rows]
 
     def get(self, secret_id: str) -> dict[str, Any]:
         with self._engine.connect() as conn:
             row = _live_secret(conn, secret_id)
-            grants = conn.execute(
-                sa.select(t.grants.c.id, t.grants.c.parent_id, t.grants.c.status)
-                .where(t.grants.c.secret_id == secret_id).order_by(t.grants.c.created_at)
-            ).mappings().all()
+            grants = (
+                conn.execute(
+                    sa.select(t.grants.c.id, t.grants.c.parent_id, t.grants.c.status)
+                    .where(t.grants.c.secret_id == secret_id)
+                    .order_by(t.grants.c.created_at)
+                )
+                .mappings()
+                .all()
+            )
         root = next((g["id"] for g in grants if g["parent_id"] is None), None)
-        return {**secret_public(row), "grant_id": root,
-                "grants": [{"grant_id": g["id"], "parent_grant_id": g["parent_id"],
-                            "status": g["status"]} for g in grants]}
+        return {
+            **secret_public(row),
+            "grant_id": root,
+            "grants": [
+                {"grant_id": g["id"], "parent_grant_id": g["parent_id"], "status": g["status"]}
+                for g in grants
+            ],
+        }
 
     def rotate(self, secret_id: str, raw: dict[str, Any], actor: Actor) -> dict[str, Any]:
         now = self._clock()
@@ -130,12 +182,24 @@ class SecretService:
                 credential = parse_credential(cast(CredentialType, row["credential_type"]), raw)
             version = row["version"] + 1
             self._insert_version(conn, secret_id, row["app_id"], version, credential)
-            conn.execute(t.secrets.update().where(t.secrets.c.id == secret_id)
-                         .values(version=version, updated_at=now))
+            conn.execute(
+                t.secrets.update()
+                .where(t.secrets.c.id == secret_id)
+                .values(version=version, updated_at=now)
+            )
             _destroy_versions(conn, secret_id, now, below=version)
-            self._audit.append(conn, AuditEvent.new(
-                event="secret:rotate", outcome="ok", now=now, app_id=row["app_id"],
-                secret_id=secret_id, details={"version": version}, **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="secret:rotate",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    secret_id=secret_id,
+                    details={"version": version},
+                    **actor_fields(actor),
+                ),
+            )
         self._cache.invalidate_secret(secret_id)
         return {"secret_id": secret_id, "version": version, "updated_at": now}
 
@@ -143,28 +207,50 @@ class SecretService:
         now = self._clock()
         with self._engine.begin() as conn:
             row = _live_secret(conn, secret_id, for_update=True)
-            conn.execute(t.secrets.update().where(t.secrets.c.id == secret_id)
-                         .values(deleted_at=now, updated_at=now))
-            conn.execute(t.grants.update()
-                         .where(t.grants.c.secret_id == secret_id, t.grants.c.status == "active")
-                         .values(status="revoked", revoked_at=now))
+            conn.execute(
+                t.secrets.update()
+                .where(t.secrets.c.id == secret_id)
+                .values(deleted_at=now, updated_at=now)
+            )
+            conn.execute(
+                t.grants.update()
+                .where(t.grants.c.secret_id == secret_id, t.grants.c.status == "active")
+                .values(status="revoked", revoked_at=now)
+            )
             _destroy_versions(conn, secret_id, now, below=None)
-            self._audit.append(conn, AuditEvent.new(
-                event="secret:delete", outcome="ok", now=now, app_id=row["app_id"],
-                secret_id=secret_id, **actor_fields(actor)))
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="secret:delete",
+                    outcome="ok",
+                    now=now,
+                    app_id=row["app_id"],
+                    secret_id=secret_id,
+                    **actor_fields(actor),
+                ),
+            )
         self._cache.invalidate_secret(secret_id)
 
     def open(self, app_id: str, secret_id: str, version: int, ctype: CredentialType) -> Credential:
         """The plaintext of one version, for the request about to use it."""
-        sealed = self._cache.sealed(secret_id, version, lambda: self._load_sealed(secret_id, version))
+        sealed = self._cache.sealed(
+            secret_id, version, lambda: self._load_sealed(secret_id, version)
+        )
         plaintext = self._barrier.open_secret(sealed, aad=aad_for(app_id, secret_id, version))
         return from_plaintext(ctype, plaintext)
 
     def _load_sealed(self, secret_id: str, version: int) -> Sealed:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(t.secret_versions).where(
-                t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.version == version
-            )).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(t.secret_versions).where(
+                        t.secret_versions.c.secret_id == secret_id,
+                        t.secret_versions.c.version == version,
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None or row["ciphertext"] is None:
             raise NotFound("this secret version no longer exists", code="credential_revoked")
         return Sealed(row["ciphertext"], row["wrapped_key"], row["master_key_id"])
@@ -174,8 +260,11 @@ def _destroy_versions(conn: Connection, secret_id: str, now: Any, *, below: int 
     cond = [t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.ciphertext.isnot(None)]
     if below is not None:
         cond.append(t.secret_versions.c.version < below)
-    conn.execute(t.secret_versions.update().where(*cond)
-                 .values(ciphertext=None, wrapped_key=None, destroyed_at=now))
+    conn.execute(
+        t.secret_versions.update()
+        .where(*cond)
+        .values(ciphertext=None, wrapped_key=None, destroyed_at=now)
+    )
 
 
 def _require_app(conn: Connection, app_id: str) -> None:
@@ -191,8 +280,9 @@ def _live_secret_named(conn: Connection, app_id: str, name: str) -> bool:
 
 
 def _live_secret(conn: Connection, secret_id: str, *, for_update: bool = False) -> dict[str, Any]:
-    query = sa.select(t.secrets).where(t.secrets.c.id == secret_id,
-                                       t.secrets.c.deleted_at.is_(None))
+    query = sa.select(t.secrets).where(
+        t.secrets.c.id == secret_id, t.secrets.c.deleted_at.is_(None)
+    )
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).mappings().first()
@@ -204,10 +294,16 @@ def _live_secret(conn: Connection, secret_id: str, *, for_update: bool = False) 
 def secret_public(row: dict[str, Any]) -> dict[str, Any]:
     """Metadata only: there is no field here that could hold the credential."""
     return {
-        "secret_id": row["id"], "app_id": row["app_id"], "name": row["name"],
-        "provider": row["provider"], "credential_type": row["credential_type"],
-        "injection": row["injection"], "allowed_hosts": row["allowed_hosts"], "aws": row["aws"],
-        "version": row["version"], "created_at": row["created_at"],
-        "updated_at": row["updated_at"], "last_used_at": row["last_used_at"],
+        "secret_id": row["id"],
+        "app_id": row["app_id"],
+        "name": row["name"],
+        "provider": row["provider"],
+        "credential_type": row["credential_type"],
+        "injection": row["injection"],
+        "allowed_hosts": row["allowed_hosts"],
+        "aws": row["aws"],
+        "version": row["version"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "last_used_at": row["last_used_at"],
     }
-

@@ -83,12 +83,16 @@ def _credential_type(body: SecretCreate, provider: Provider | None) -> Credentia
     return cast(CredentialType, body.credential_type)
 
 
-def _aws(body: SecretCreate, ctype: CredentialType, provider: Provider | None) -> dict[str, str] | None:
+def _aws(
+    body: SecretCreate, ctype: CredentialType, provider: Provider | None
+) -> dict[str, str] | None:
     if body.aws is not None and ctype != "aws_sigv4":
         raise Unprocessable("aws: only for credential_type aws_sigv4", field="aws")
     if ctype != "aws_sigv4":
         return None
-    merged: dict[str, str] = dict(provider.aws or {}) if provider is not None else {}
+    merged: dict[str, str] = {}
+    if provider is not None and provider.aws is not None:
+        merged = {"region": provider.aws.region, "service": provider.aws.service}
     if body.aws is not None:
         merged.update(body.aws.model_dump(exclude_none=True))
     return merged
@@ -120,14 +124,16 @@ def check_rules_fit(rules: InjectionRules, credential: Credential) -> None:
         return
     available = set(template_fields(credential))
     templates = [("injection.format", rules.format or "")]
-    templates += [(f"injection.additional[{i}].value", a.value)
-                  for i, a in enumerate(rules.additional)]
+    templates += [
+        (f"injection.additional[{i}].value", a.value) for i, a in enumerate(rules.additional)
+    ]
     for where, template in templates:
         missing = placeholders(template) - available
         if missing:
             raise Unprocessable(
                 f"{where}: uses {', '.join(sorted('{' + m + '}' for m in missing))}, which a "
-                f"{credential.type} credential does not have", field=where,
+                f"{credential.type} credential does not have",
+                field=where,
             )
 
 
@@ -145,8 +151,9 @@ def rules_to_doc(rules: InjectionRules) -> dict[str, Any]:
     return {
         "header": rules.header,
         "format": rules.format,
-        "additional": [{"target": a.target, "name": a.name, "value": a.value}
-                       for a in rules.additional],
+        "additional": [
+            {"target": a.target, "name": a.name, "value": a.value} for a in rules.additional
+        ],
         "sigv4": rules.sigv4,
     }
 
@@ -155,7 +162,8 @@ def rules_from_doc(doc: dict[str, Any]) -> InjectionRules:
     return InjectionRules(
         header=doc.get("header"),
         format=doc.get("format"),
-        additional=tuple(AdditionalRule(a["target"], a["name"], a["value"])
-                         for a in doc.get("additional", [])),
+        additional=tuple(
+            AdditionalRule(a["target"], a["name"], a["value"]) for a in doc.get("additional", [])
+        ),
         sigv4=bool(doc.get("sigv4")),
     )
