@@ -180,6 +180,7 @@ def validate_rules(rules: InjectionRules) -> None:
         headers.add(_check_header_name(rules.header, "injection.header"))
         if rules.format is None:
             raise InjectionRuleError("injection.format", "required when a header is given")
+        _header_value(rules.format, "injection.format")
         carried |= placeholders(rules.format, field="injection.format")
     elif rules.format is not None:
         raise InjectionRuleError("injection.header", "required when a format is given")
@@ -209,6 +210,8 @@ def _check_additional(
     if name in seen:
         raise InjectionRuleError(f"{where}.name", f"{rule.name!r} is injected twice")
     seen.add(name)
+    if rule.target == "header":
+        _header_value(rule.value, f"{where}.value")
     return placeholders(rule.value, field=f"{where}.value")
 
 
@@ -278,12 +281,29 @@ def rendered(rules: InjectionRules, credential: Credential) -> list[Injection]:
         value = render(rules.format, fields, field="injection.format")
         if not value.strip():
             raise InjectionRuleError("injection.format", "the credential renders an empty value")
-        out.append(Injection("header", rules.header, value))
+        out.append(Injection("header", rules.header, _header_value(value, "injection.format")))
     for index, rule in enumerate(rules.additional):
-        value = render(rule.value, fields, field=f"injection.additional[{index}].value")
-        if value.strip():
-            out.append(Injection(rule.target, rule.name, value))
+        where = f"injection.additional[{index}].value"
+        value = render(rule.value, fields, field=where)
+        if not value.strip():
+            continue
+        if rule.target == "header":
+            value = _header_value(value, where)
+        out.append(Injection(rule.target, rule.name, value))
     return out
+
+
+def _header_value(value: str, where: str) -> str:
+    """``value`` once it is something HTTP/1.1 can carry: visible ASCII, spaces and tabs.
+
+    Checked here so that a credential with, say, an accented username fails as a rule error
+    rather than as an encoding error deep in the HTTP client.
+    """
+    if not value.isascii() or any(
+        (char < " " and char != "\t") or char == "\x7f" for char in value
+    ):
+        raise InjectionRuleError(where, "renders characters a header value cannot carry")
+    return value
 
 
 def injected_header_names(rules: InjectionRules) -> set[str]:

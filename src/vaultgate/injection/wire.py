@@ -180,6 +180,9 @@ def from_wire(payload: Mapping[str, Any]) -> tuple[InjectionRules, Credential]:
     fmt = _text(payload, "injection_format", "Bearer {token}")
     if fmt.startswith(ALGORITHM) and extra is not None:
         return InjectionRules(sigv4=True), _aws_credential(token, extra)
+    if fmt.count("{token}") != 1:
+        # The official SDK substitutes the first {token} only; one is all we send or accept.
+        raise InjectionRuleError("injection_format", "must hold {token} exactly once")
     if "token" in (extra or {}):
         raise InjectionRuleError("additional_credentials.token", "clashes with access_token")
     fields = {"token": token, **(extra or {})}
@@ -267,12 +270,15 @@ def apply_wire(
     headers = httpx.Headers(request.headers)
     url = request.url
     if rules.sigv4:
-        _sign_aws(payload, request, credential, headers, now or datetime.now(UTC))
-    else:
-        params = list(url.params.multi_items())
-        apply_rules(rules, credential, headers, params)
-        if injected_query_names(rules):
-            url = url.copy_with(params=params)
+        body = _sign_aws(payload, request, credential, headers, now or datetime.now(UTC))
+        # The signed bytes are the bytes sent: the copy carries them already read.
+        return httpx.Request(
+            request.method, url, headers=headers, content=body, extensions=request.extensions
+        )
+    params = list(url.params.multi_items())
+    apply_rules(rules, credential, headers, params)
+    if injected_query_names(rules):
+        url = url.copy_with(params=params)
     return httpx.Request(
         request.method, url, headers=headers, stream=request.stream, extensions=request.extensions
     )
@@ -284,7 +290,8 @@ def _sign_aws(
     credential: Credential,
     headers: httpx.Headers,
     now: datetime,
-) -> None:
+) -> bytes:
+    """Sign ``request`` into ``headers``; returns the body bytes that were signed."""
     extra = _credentials(payload.get("additional_credentials")) or {}
     detected_region, detected_service = detect_region_service(request.url.host)
     region = detected_region or extra.get("region")
@@ -317,3 +324,4 @@ def _sign_aws(
     )
     for name, value in result.headers:
         headers[name] = value
+    return body

@@ -70,7 +70,10 @@ def test_valid_rule_sets_pass(rules: InjectionRules) -> None:
     ("rules", "field"),
     [
         (InjectionRules(), "injection"),
-        (InjectionRules(additional=(rule("header", "anthropic-version", "2023-06-01"),)), "injection"),
+        (
+            InjectionRules(additional=(rule("header", "anthropic-version", "2023-06-01"),)),
+            "injection",
+        ),
         (InjectionRules(header="Authorization"), "injection.format"),
         (InjectionRules(format="Bearer {token}"), "injection.header"),
         (InjectionRules(header="Bad Name", format="{token}"), "injection.header"),
@@ -87,6 +90,13 @@ def test_valid_rule_sets_pass(rules: InjectionRules) -> None:
         (InjectionRules(header="X-Key", format="{token:>40}"), "injection.format"),
         (InjectionRules(header="X-Key", format="{{literal}} {token}"), "injection.format"),
         (InjectionRules(header="X-Key", format="{token"), "injection.format"),
+        (InjectionRules(header="X-Key", format="Cl\u00e9 {token}"), "injection.format"),
+        (
+            InjectionRules(
+                header="X-Key", format="{token}", additional=(rule("header", "X-V", "\x01"),)
+            ),
+            "injection.additional[0].value",
+        ),
         (
             InjectionRules(additional=(rule("query", "", "{token}"),)),
             "injection.additional[0].name",
@@ -104,15 +114,21 @@ def test_valid_rule_sets_pass(rules: InjectionRules) -> None:
             "injection.additional[0].target",
         ),
         (
-            InjectionRules(header="X-Key", format="{token}", additional=(rule("header", "x-key", "2"),)),
+            InjectionRules(
+                header="X-Key", format="{token}", additional=(rule("header", "x-key", "2"),)
+            ),
             "injection.additional[0].name",
         ),
         (
-            InjectionRules(additional=(rule("query", "k", "{token}"), rule("query", "k", "{token}"))),
+            InjectionRules(
+                additional=(rule("query", "k", "{token}"), rule("query", "k", "{token}"))
+            ),
             "injection.additional[1].name",
         ),
         (
-            InjectionRules(additional=tuple(rule("header", f"X-H{i}", "{token}") for i in range(17))),
+            InjectionRules(
+                additional=tuple(rule("header", f"X-H{i}", "{token}") for i in range(17))
+            ),
             "injection.additional",
         ),
         (InjectionRules(header="Authorization", format="x", sigv4=True), "injection.sigv4"),
@@ -123,7 +139,9 @@ def test_invalid_rule_sets_name_the_field(rules: InjectionRules, field: str) -> 
 
 
 def test_sixteen_additional_rules_are_allowed() -> None:
-    validate_rules(InjectionRules(additional=tuple(rule("header", f"X-H{i}", "{token}") for i in range(16))))
+    validate_rules(
+        InjectionRules(additional=tuple(rule("header", f"X-H{i}", "{token}") for i in range(16)))
+    )
 
 
 @pytest.mark.parametrize(
@@ -218,7 +236,12 @@ def test_default_rules_refuses_unknown_type() -> None:
 
 def test_bearer_replaces_the_callers_credentials() -> None:
     headers = httpx.Headers(
-        {"authorization": "Bearer mine", "Cookie": "s=1", "Proxy-Authorization": "x", "Accept": "*/*"}
+        {
+            "authorization": "Bearer mine",
+            "Cookie": "s=1",
+            "Proxy-Authorization": "x",
+            "Accept": "*/*",
+        }
     )
     params: list[tuple[str, str]] = [("q", "1")]
     apply_rules(default_rules("bearer"), BEARER, headers, params)
@@ -272,18 +295,24 @@ def test_multi_header_and_query_rules() -> None:
 
 def test_blank_additional_values_are_skipped_but_blank_main_is_an_error() -> None:
     cred = Credential("api_key", {"token": TOKEN, "extra": ""})
-    rules = InjectionRules(header="X-Key", format="{token}", additional=(rule("header", "X-Extra", "{extra}"),))
+    rules = InjectionRules(
+        header="X-Key", format="{token}", additional=(rule("header", "X-Extra", "{extra}"),)
+    )
     headers = httpx.Headers({"X-Extra": "caller"})
     apply_rules(rules, cred, headers, [])
     assert "x-extra" not in headers
     with pytest.raises(InjectionRuleError):
-        apply_rules(default_rules("api_key"), Credential("api_key", {"token": " "}), httpx.Headers(), [])
+        apply_rules(
+            default_rules("api_key"), Credential("api_key", {"token": " "}), httpx.Headers(), []
+        )
 
 
 def test_a_failed_render_changes_nothing() -> None:
     headers = httpx.Headers({"Authorization": "Bearer caller"})
     params = [("a", "1")]
-    rules = InjectionRules(header="X-Key", format="{token}", additional=(rule("query", "k", "{missing}"),))
+    rules = InjectionRules(
+        header="X-Key", format="{token}", additional=(rule("query", "k", "{missing}"),)
+    )
     with pytest.raises(InjectionRuleError):
         apply_rules(rules, BEARER, headers, params)
     assert headers["authorization"] == "Bearer caller"
@@ -315,3 +344,19 @@ def test_strip_query_keeps_other_params_and_urls_without_query() -> None:
     assert strip_query("https://h/p?a=1&b=2", {"key"}) == "https://h/p?a=1&b=2"
     assert strip_query("https://h/p", {"key"}) == "https://h/p"
     assert strip_query("https://h/p?key=1", {"key"}) == "https://h/p"
+
+
+@pytest.mark.parametrize("value", ["Jos\u00e9", "a\x01b", "a\x7fb"])
+def test_header_values_must_be_visible_ascii(value: str) -> None:
+    cred = Credential("api_key", {"token": value})
+    with pytest.raises(InjectionRuleError) as caught:
+        apply_rules(default_rules("api_key"), cred, httpx.Headers(), [])
+    assert caught.value.field == "injection.format"
+    assert value not in str(caught.value)
+
+
+def test_query_values_may_be_any_text() -> None:
+    params: list[tuple[str, str]] = []
+    rules = InjectionRules(additional=(rule("query", "key", "{token}"),))
+    apply_rules(rules, Credential("api_key", {"token": "Jos\u00e9\tx"}), httpx.Headers(), params)
+    assert params == [("key", "Jos\u00e9\tx")]

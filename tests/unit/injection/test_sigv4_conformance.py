@@ -71,7 +71,7 @@ def signing_inputs(request: RawRequest, context: dict[str, object]):  # type: ig
     creds = context["credentials"]
     assert isinstance(creds, dict)
     aws = AwsCredentials(creds["access_key_id"], creds["secret_access_key"], creds.get("token"))
-    host = dict((n.lower(), v) for n, v in request.headers)["host"].strip()
+    host = {n.lower(): v for n, v in request.headers}["host"].strip()
     base = f"https://{host}"
     req = SigV4Request(request.method, base + request.path, request.headers, request.body)
     now = datetime.fromisoformat(str(context["timestamp"]))
