@@ -1,7 +1,6 @@
-"""Owns what a credential looks like on the wire: injection rules, SigV4, request signing.
+"""Owns what a credential looks like on the wire: injection rules, SigV4, Alter request signing.
 
-Shared by the SDK and the server, so it needs only the standard library and httpx and must never
-import `vaultgate.server`, read the environment, or log a credential value.
+Shared by SDK and server: stdlib and httpx only; never imports vaultgate.server or logs a secret.
 """
 
 from vaultgate.injection.credential import Credential, CredentialType
