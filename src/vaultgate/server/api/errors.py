@@ -42,9 +42,10 @@ def envelope_response(
 
 def vault_error_response(exc: VaultError) -> Response:
     body = json.dumps(exc.envelope(), default=str)
-    return Response(
-        body, status_code=exc.status, headers=exc.headers or None, media_type="application/json"
-    )
+    # Marks the answer as the vault's own (not an upstream's), which matters on the transparent
+    # proxy where both share one response channel.
+    headers = {**exc.headers, "X-Vaultgate-Error": exc.code}
+    return Response(body, status_code=exc.status, headers=headers, media_type="application/json")
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
