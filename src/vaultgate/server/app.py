@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from vaultgate.server import portal
 from vaultgate.server.api import errors, health, management, proxy, sdk
 from vaultgate.server.api.limits import BodyLimit
 from vaultgate.server.runtime import Runtime
@@ -42,4 +43,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         large_limit=settings.max_request_body,
         large_prefixes=("/sdk/", "/proxy/"),
     )
+    portal.install(app)  # last, so the portal's guard is the outermost layer for /portal
     return app

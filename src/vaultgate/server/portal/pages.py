@@ -1,0 +1,80 @@
+"""Rendering: one Jinja environment with autoescape on, and the filters the templates share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.responses import HTMLResponse
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+def _when(value: object) -> str:
+    """A stored time as ``2025-01-31 14:05:09 UTC``; the raw text for anything else."""
+    if value is None or value == "":
+        return "never"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _field_id(name: str) -> str:
+    return "f-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _build() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # Every page escapes by default; nothing in the templates marks user text as safe.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["field_id"] = _field_id
+    return env
+
+
+ENV = _build()
+
+
+def render_text(template: str, context: Mapping[str, Any]) -> str:
+    return ENV.get_template(template).render(**context)
+
+
+def render(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    return HTMLResponse(
+        render_text(template, context), status_code=status, headers=dict(headers or {})
+    )
+
+
+def too_large_page(limit: int) -> bytes:
+    context = {
+        "title": "Form too large",
+        "status": 413,
+        "user": None,
+        "csrf": "",
+        "nav": "",
+        "message": f"That form was larger than {limit // 1024} KiB, so nothing was read "
+        "or saved. A credential value may be at most 64 KiB.",
+    }
+    return render_text("error.html", context).encode()

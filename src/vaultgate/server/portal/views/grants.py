@@ -1,0 +1,92 @@
+"""One grant: its snippet, its policy (edit), a clone with a TTL, and revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from vaultgate.server.api.deps import runtime
+from vaultgate.server.errors import VaultError
+from vaultgate.server.portal import forms
+from vaultgate.server.portal.pages import render
+from vaultgate.server.portal.routing import Form, PortalActor, PortalRoute, User, context, see_other
+from vaultgate.server.portal.snippets import snippets
+from vaultgate.server.secrets.models import GrantClone
+
+router = APIRouter(prefix="/portal", route_class=PortalRoute)
+CLONE_FIELDS = ("name", "ttl_seconds", *forms.POLICY_FIELDS)
+
+
+def _page(request: Request, grant_id: str, **extra: Any) -> Response:
+    rt = runtime(request)
+    grant = rt.grants.get(grant_id)
+    secret = rt.secrets.get(grant["secret_id"])
+    flags = {
+        name: request.query_params.get(name) == "1" for name in ("created", "saved", "revoked")
+    }
+    ctx = context(
+        request,
+        "secrets",
+        title=f"Grant of {secret['name']}",
+        grant=grant,
+        secret=secret,
+        snippet=snippets(grant_id, secret["allowed_hosts"], str(request.base_url)),
+        children=[g for g in secret["grants"] if g["parent_grant_id"] == grant_id],
+        methods=forms.ALL_METHODS,
+        policy_values=forms.policy_values(grant["policy"]),
+        policy_errors={},
+        clone_values={"policy.allowed_methods": []},
+        clone_errors={},
+        **flags,
+    )
+    ctx.update(extra)
+    failed = extra.get("policy_errors") or extra.get("clone_errors")
+    return render("grant.html", ctx, status=422 if failed else 200)
+
+
+@router.get("/grants/{grant_id}", include_in_schema=False)
+def show_grant(request: Request, grant_id: str, user: User) -> Response:
+    return _page(request, grant_id)
+
+
+@router.post("/grants/{grant_id}/policy", include_in_schema=False)
+def update_policy(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
+    doc, errors = forms.policy_doc(form)
+    if not errors:
+        try:
+            runtime(request).grants.update_policy(grant_id, doc, actor)
+        except VaultError as exc:
+            errors = forms.errors_from(exc, forms.POLICY_FIELDS)
+        else:
+            return see_other(f"/portal/grants/{quote(grant_id)}?saved=1")
+    return _page(request, grant_id, policy_errors=errors, policy_values=forms.echo(form))
+
+
+@router.post("/grants/{grant_id}/clone", include_in_schema=False)
+def clone_grant(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
+    doc, errors = forms.policy_doc(form)
+    try:
+        ttl = forms.ttl_seconds(form.get("ttl_seconds"))
+    except ValueError as exc:
+        errors["ttl_seconds"] = str(exc)
+    if not errors:
+        try:
+            body = GrantClone(name=form.get("name") or None, ttl_seconds=ttl, policy=doc or None)
+            clone = runtime(request).grants.clone(grant_id, body, actor)
+        except VaultError as exc:
+            errors = forms.errors_from(exc, CLONE_FIELDS)
+        except ValidationError as exc:
+            errors = forms.errors_from_validation(exc, CLONE_FIELDS)
+        else:
+            return see_other(f"/portal/grants/{quote(clone['grant_id'])}?created=1")
+    return _page(request, grant_id, clone_errors=errors, clone_values=forms.echo(form))
+
+
+@router.post("/grants/{grant_id}/revoke", include_in_schema=False)
+def revoke_grant(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
+    runtime(request).grants.revoke(grant_id, actor)
+    return see_other(f"/portal/grants/{quote(grant_id)}?revoked=1")
