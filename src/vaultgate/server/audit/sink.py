@@ -32,9 +32,11 @@ def lock_head(conn: Connection, key: bytes) -> Head:
     select_head = sa.select(meta.c.value).where(meta.c.key == HEAD_KEY).with_for_update()
     value = conn.execute(select_head).scalar_one_or_none()
     if value is None:
-        if conn.execute(sa.select(audit_events.c.seq).limit(1)).first() is not None:
+        # Insert first: on PostgreSQL it waits for another node creating the head at the same
+        # moment. Only when OUR genesis row went in can existing events mean a deleted head.
+        created = conn.execute(_insert_head_if_absent(conn, Head.genesis(key))).rowcount == 1
+        if created and conn.execute(sa.select(audit_events.c.seq).limit(1)).first() is not None:
             raise ChainHeadMissing("audit events exist but the chain head is missing")
-        conn.execute(_insert_head_if_absent(conn, Head.genesis(key)))
         value = conn.execute(select_head).scalar_one()
     return Head.parse(value)
 
