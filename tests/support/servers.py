@@ -37,6 +37,10 @@ class Upstream:
 
     port: int
     requests: list[Recorded] = field(default_factory=list)
+    # ``/gated-sse...`` sends its first event, then waits for this before sending the rest, so a
+    # test can prove events are relayed as they come (set it once the first event has arrived).
+    gate: threading.Event = field(default_factory=threading.Event)
+    gate_timed_out: bool = False
 
     @property
     def origin(self) -> str:
@@ -81,6 +85,13 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self) -> None:
             rec = self._record()
+            if self.path.startswith("/redirect-to/"):
+                # /redirect-to/<port>: a 302 to another loopback server (the "evil" one).
+                self._redirect(f"http://127.0.0.1:{self.path.split('/')[2]}/stolen")
+                return
+            if self.path.startswith("/gated-sse"):
+                self._gated_sse()
+                return
             if self.path.startswith("/redirect"):
                 self.send_response(302)
                 self.send_header("Location", "http://127.0.0.1:1/stolen")
@@ -100,6 +111,36 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def _redirect(self, location: str) -> None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _gated_sse(self) -> None:
+            """Chat-completion chunks in the OpenAI shape; the 2nd waits on ``upstream.gate``."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(3):
+                if i == 1 and not upstream.gate.wait(timeout=20):
+                    upstream.gate_timed_out = True
+                chunk = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": f"e{i}"}, "finish_reason": None}],
+                }
+                self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+            self._chunk(b"data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
 
         def _sse(self) -> None:
             self.send_response(200)
