@@ -64,7 +64,15 @@ class Runtime:
         cache = GrantCache(settings.cache_ttl)
         catalogue = load_catalogue()
         keys = KeyService(engine, barrier.derive_key(API_KEY_HASH), sink, clock, settings.cache_ttl)
-        secrets = SecretService(engine, barrier, catalogue, sink, clock, cache)
+        secrets = SecretService(
+            engine,
+            barrier,
+            catalogue,
+            sink,
+            clock,
+            cache,
+            reload_barrier=lambda: Barrier(load_keyring(settings)),
+        )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
         return cls(

@@ -66,7 +66,9 @@ def validation_response(exc: RequestValidationError) -> Response:
         return envelope_response(400, "invalid_json", "the body is not valid JSON", field="body")
     if first.get("type") == "extra_forbidden":
         msg = "unknown field"
-    status = 400 if first.get("type") in {"model_attributes_type", "dict_type"} else 422
+    # 400 when the body as a whole is not an object; 422 when one of its fields is wrong.
+    whole_body = field == "body" and first.get("type") in {"model_attributes_type", "dict_type"}
+    status = 400 if whole_body else 422
     return envelope_response(status, "validation_error", f"{field}: {msg}"[:500], field=field)
 
 

@@ -6,6 +6,7 @@ Every change and its audit record commit in one transaction, so neither exists w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
-from vaultgate.server.crypto import Barrier, Sealed, aad_for
+from vaultgate.server.crypto import Barrier, DecryptionError, Sealed, aad_for
 from vaultgate.server.errors import Conflict, NotFound
 from vaultgate.server.policy import parse_policy
 from vaultgate.server.providers import Catalogue
@@ -41,6 +42,7 @@ class SecretService:
         audit: AuditSink,
         clock: Clock,
         cache: GrantCache,
+        reload_barrier: Callable[[], Barrier] | None = None,
     ) -> None:
         self._engine = engine
         self._barrier = barrier
@@ -48,6 +50,7 @@ class SecretService:
         self._audit = audit
         self._clock = clock
         self._cache = cache
+        self._reload = reload_barrier
 
     def create(self, body: SecretCreate, actor: Actor) -> dict[str, Any]:
         provider = provider_of(body, self._catalogue)
@@ -233,11 +236,21 @@ class SecretService:
 
     def open(self, app_id: str, secret_id: str, version: int, ctype: CredentialType) -> Credential:
         """The plaintext of one version, for the request about to use it."""
-        sealed = self._cache.sealed(
-            secret_id, version, lambda: self._load_sealed(secret_id, version)
-        )
-        plaintext = self._barrier.open_secret(sealed, aad=aad_for(app_id, secret_id, version))
+        aad = aad_for(app_id, secret_id, version)
+        try:
+            plaintext = self._barrier.open_secret(self._sealed(secret_id, version), aad=aad)
+        except DecryptionError:
+            # `vaultgate master-key rotate` may have re-wrapped this data key under a master key
+            # added after this node started: reload the key set once and try again.
+            if self._reload is None:
+                raise
+            self._cache.invalidate_secret(secret_id)
+            self._barrier = self._reload()
+            plaintext = self._barrier.open_secret(self._sealed(secret_id, version), aad=aad)
         return from_plaintext(ctype, plaintext)
+
+    def _sealed(self, secret_id: str, version: int) -> Sealed:
+        return self._cache.sealed(secret_id, version, lambda: self._load_sealed(secret_id, version))
 
     def _load_sealed(self, secret_id: str, version: int) -> Sealed:
         with self._engine.connect() as conn:

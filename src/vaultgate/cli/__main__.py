@@ -1,0 +1,3 @@
+from vaultgate.cli.main import main
+
+main()
