@@ -1,4 +1,4 @@
-"""Every input a client can send gets a 4xx envelope naming the problem, and nothing half-written."""
+"""Every client input gets a 4xx envelope naming the problem, and nothing half-written."""
 
 from __future__ import annotations
 
