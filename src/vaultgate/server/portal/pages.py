@@ -74,6 +74,8 @@ def too_large_page(limit: int) -> bytes:
         "user": None,
         "csrf": "",
         "nav": "",
+        "notice": None,
+        "errors": {},
         "message": f"That form was larger than {limit // 1024} KiB, so nothing was read "
         "or saved. A credential value may be at most 64 KiB.",
     }
