@@ -38,6 +38,7 @@ from vaultgate.injection.sigv4 import (
     detect_region_service,
     presign_url,
     sign_headers,
+    sign_outgoing,
 )
 from vaultgate.injection.wire import apply_wire, from_wire, injected_names, to_wire
 
@@ -68,6 +69,7 @@ __all__ = [
     "render",
     "rendered",
     "sign_headers",
+    "sign_outgoing",
     "sign_request",
     "signing_key",
     "string_to_sign",

@@ -24,6 +24,9 @@ SIGV4_HEADERS: Final[frozenset[str]] = frozenset(
     {"authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
 )
 
+# A caller must not choose who it authenticates as (the same set as rules.CALLER_HEADERS_REMOVED,
+# repeated so this module stays standard-library only).
+_CALLER_AUTH: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 _ESCAPE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
 _SPACES: Final = re.compile(r"\s+")
 
@@ -117,6 +120,44 @@ def sign_headers(
     )
     added.append(("Authorization", authorization))
     return SignedRequest(added, req.url, canonical, string_to_sign, signature)
+
+
+def sign_outgoing(
+    method: str,
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    creds: AwsCredentials,
+    *,
+    host: str,
+    region: str,
+    service: str,
+    now: datetime,
+) -> list[tuple[str, str]]:
+    """``headers`` as they should be sent: the caller's own auth and SigV4 headers dropped, the
+    signature added. One helper for the SDK and the server, so both sign the same set.
+
+    Signed: ``host`` (given, as the Host header will carry it) and every ``x-amz-*`` header sent,
+    which AWS requires (an unsigned ``X-Amz-Target`` is refused); nothing else, since a hop may
+    rewrite other headers. S3 keeps its path as written (no second encoding).
+    """
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in SIGV4_HEADERS and name.lower() not in _CALLER_AUTH
+    ]
+    signed = [("host", host)]
+    signed += [(n, v) for n, v in kept if n.lower().startswith("x-amz-")]
+    result = sign_headers(
+        SigV4Request(method, url, signed, body),
+        creds,
+        region,
+        service,
+        now,
+        normalize=service != "s3",
+        sign_body=True,
+    )
+    return [*kept, *result.headers]
 
 
 def presign_url(

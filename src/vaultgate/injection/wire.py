@@ -19,7 +19,6 @@ import httpx
 
 from vaultgate.injection.credential import Credential, CredentialType
 from vaultgate.injection.rules import (
-    CALLER_HEADERS_REMOVED,
     AdditionalRule,
     Injection,
     InjectionRuleError,
@@ -35,9 +34,8 @@ from vaultgate.injection.sigv4 import (
     ALGORITHM,
     SIGV4_HEADERS,
     AwsCredentials,
-    SigV4Request,
     detect_region_service,
-    sign_headers,
+    sign_outgoing,
 )
 
 # The official SDK always sets a main header whose format must contain {token}. A rule set with
@@ -298,30 +296,23 @@ def _sign_aws(
     service = detected_service or extra.get("service")
     if not region or not service:
         raise InjectionRuleError("additional_credentials.region", "no AWS region/service for host")
-    for name in (*CALLER_HEADERS_REMOVED, *SIGV4_HEADERS):
-        if name in headers:
-            del headers[name]
-    # Sign what AWS requires (host and every x-amz-* header) and nothing a hop may rewrite.
-    signed = [
-        (n, v)
-        for n, v in headers.multi_items()
-        if n.lower() == "host" or n.lower().startswith("x-amz-")
-    ]
     aws = AwsCredentials(
         credential["access_key_id"],
         credential["secret_access_key"],
         credential.get("session_token"),
     )
     body = request.read()
-    result = sign_headers(
-        SigV4Request(request.method, str(request.url), signed, body),
+    out = sign_outgoing(
+        request.method,
+        str(request.url),
+        list(headers.multi_items()),
+        body,
         aws,
-        region,
-        service,
-        now,
-        normalize=service != "s3",
-        sign_body=True,
+        host=headers.get("host") or request.url.netloc.decode("ascii"),
+        region=region,
+        service=service,
+        now=now,
     )
-    for name, value in result.headers:
-        headers[name] = value
+    headers.clear()
+    headers.update(httpx.Headers(out))
     return body

@@ -15,12 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from vaultgate.injection.rules import apply_rules
-from vaultgate.injection.sigv4 import (
-    AwsCredentials,
-    SigV4Request,
-    detect_region_service,
-    sign_headers,
-)
+from vaultgate.injection.sigv4 import AwsCredentials, detect_region_service, sign_outgoing
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target, normalize_path
@@ -75,15 +70,6 @@ def _sigv4(
     body: bytes,
     now: Any,
 ) -> tuple[Target, Headers]:
-    for name in (
-        "authorization",
-        "cookie",
-        "proxy-authorization",
-        "x-amz-date",
-        "x-amz-security-token",
-        "x-amz-content-sha256",
-    ):
-        headers.pop(name, None)
     if extra_query:
         query = "&".join(filter(None, [target.query, urlencode(extra_query)]))
         target = replace(target, query=query)
@@ -100,11 +86,18 @@ def _sigv4(
     creds = AwsCredentials(
         cred["access_key_id"], cred["secret_access_key"], cred.get("session_token")
     )
-    req = SigV4Request(method, target.url, [("host", target.netloc)], body)
-    signed = sign_headers(
-        req, creds, region, service, now, normalize=service != "s3", sign_body=True
+    signed = sign_outgoing(
+        method,
+        target.url,
+        list(headers.multi_items()),
+        body,
+        creds,
+        host=target.netloc,
+        region=region,
+        service=service,
+        now=now,
     )
-    return target, [*headers.multi_items(), *signed.headers]
+    return target, signed
 
 
 async def forward_buffered(
