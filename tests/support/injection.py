@@ -7,13 +7,20 @@ arrived where the rules say but also that it appears nowhere else in what the up
 from __future__ import annotations
 
 import base64
+import json
+import secrets
+import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
+
 from support.servers import Recorded, Upstream, Vault
+from vaultgate.injection.signing import sign_request
 from vaultgate.injection.sigv4 import AwsCredentials, SigV4Request, sign_headers
 
 
@@ -256,3 +263,64 @@ def verify_sigv4(
     access_key, _, scope = parts["Credential"].partition("/")
     assert access_key == creds.access_key_id
     return SigV4Check(signed, scope)
+
+
+# --- raw Alter-protocol calls (for the attacks our SDKs would refuse to send) -------------------
+
+
+def sdk_call(
+    vault: Vault,
+    key: str,
+    path: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    now: int | None = None,
+    nonce: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST ``payload`` to an ``/sdk/...`` path, signed as the official client signs."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = sign_request(
+        key,
+        "POST",
+        path,
+        body,
+        now=int(time.time()) if now is None else now,
+        nonce=nonce or secrets.token_hex(16),
+    )
+    headers = {**headers, "x-api-key": key, "content-type": "application/json"}
+    headers.update(extra_headers or {})
+    return httpx.post(
+        vault.base_url + path, content=body, headers=headers, trust_env=False, timeout=30
+    )
+
+
+def error_of(response: httpx.Response) -> str:
+    """The ``error`` code of the envelope; fails on anything that is not the envelope."""
+    detail = response.json()["detail"]
+    assert set(detail) >= {"error", "message"}, detail
+    return str(detail["error"])
+
+
+def raw_http(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes no HTTP client library would (dot segments, CL with TE); (status, body).
+
+    ``head`` is the request line and headers without the blank line; the connection is closed
+    after the answer.
+    """
+    lines = [line.rstrip("\r") for line in head.strip("\r\n").split("\n")]
+    data = "\r\n".join(lines).encode("latin-1")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data + b"\r\nConnection: close\r\n\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.partition(b"\r\n\r\n")[2]
+
+
+def envelope_code(body: bytes) -> str:
+    detail = json.loads(body)["detail"]
+    assert set(detail) >= {"error", "message"}, detail
+    return str(detail["error"])

@@ -22,9 +22,10 @@ from vaultgate.server.api.deps import request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.auth.keys import Principal
-from vaultgate.server.egress.pipeline import UseRequest
+from vaultgate.server.egress.guard import AddressGuard
+from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target, parse_target
-from vaultgate.server.errors import InvalidInput, Unprocessable
+from vaultgate.server.errors import InvalidInput, Unprocessable, VaultError
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
 
@@ -137,6 +138,7 @@ async def token(request: Request) -> Response:
     reason = _str_field(data, "reason", required=False)
     use = _use(request, principal, grant_id, method, target, "retrieve", reason, target.url)
     auth = await rt.pipeline.authorize(use)
+    await _vet_destination(rt, use, auth)
     aws = auth.grant.aws or {}
     try:
         payload = to_wire(
@@ -162,6 +164,22 @@ async def token(request: Request) -> Response:
     if auth.grant.expires_at is not None:
         answer["expires_at"] = auth.grant.expires_at.isoformat().replace("+00:00", "Z")
     return _json(answer, headers={"Cache-Control": "no-store", "X-Request-ID": use.request_id})
+
+
+async def _vet_destination(rt: Runtime, use: UseRequest, auth: Authorized) -> None:
+    """Refuse to release a credential for an address the vault itself would never connect to.
+
+    In retrieve mode the SDK connects, not the vault, so the guard inside the upstream client
+    never sees the address: without this, a grant whose allowed hosts name an internal address
+    (or a name resolving to one) would hand its credential out for loopback or cloud metadata.
+    The vault's DNS answer may differ from the caller's; this is the check it can make.
+    """
+    guard = AddressGuard(rt.settings.allow_private_destinations)
+    try:
+        await guard.resolve_and_vet(use.target.host, use.target.port)
+    except VaultError as exc:
+        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=0, error=exc.code)
+        raise
 
 
 def _proxy_body(data: dict[str, Any]) -> bytes | None:
