@@ -315,9 +315,22 @@ def raw_http(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
-    answer = b"".join(chunks)
-    status = int(answer.split(b" ", 2)[1])
-    return status, answer.partition(b"\r\n\r\n")[2]
+    head_bytes, _, body_bytes = b"".join(chunks).partition(b"\r\n\r\n")
+    status = int(head_bytes.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head_bytes.lower():
+        body_bytes = _dechunk(body_bytes)
+    return status, body_bytes
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out, data = out + data[:size], data[size + 2 :]
+    return out
 
 
 def envelope_code(body: bytes) -> str:
