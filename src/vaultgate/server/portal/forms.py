@@ -42,9 +42,9 @@ def match_field(field: str | None, known: Collection[str]) -> str | None:
         for name in (candidate, re.sub(r"\.(\d+)", r"[\1]", candidate)):
             if name in known:
                 return name
-        child = next((k for k in known if k.startswith(candidate + ".")), None)
-        if child is not None:
-            return child
+            child = next((k for k in known if k.startswith(name + ".")), None)
+            if child is not None:
+                return child
         candidate = candidate.rpartition(".")[0]
     return None
 

@@ -6,6 +6,7 @@ allowance; that still turns a password guess per millisecond into a handful per 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -42,7 +43,7 @@ class LoginThrottle:
                 times = self._recent(key, now)
                 if len(times) >= self._limits[key[0]]:
                     wait = max(wait, times[0] + self._window - now)
-        return max(1, int(wait) + 1) if wait > 0 else 0
+        return max(1, math.ceil(wait)) if wait > 0 else 0
 
     def failed(self, email: str, address: str | None, now: float) -> None:
         with self._lock:
