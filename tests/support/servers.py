@@ -103,7 +103,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
                 return
             status = 200
             if self.path.startswith("/status/"):
-                status = int(self.path.split("/")[2])
+                status = int(self.path.split("?")[0].split("/")[2])
             payload = json.dumps({"ok": True, "path": rec.path, "method": rec.method}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
