@@ -9,12 +9,13 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from vaultgate.injection.rules import apply_rules
+from vaultgate.injection.rules import InjectionRuleError, apply_path, apply_rules
 from vaultgate.injection.sigv4 import AwsCredentials, detect_region_service, sign_outgoing
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
@@ -43,19 +44,30 @@ def inject(
     extra_query: Headers,
     body: bytes | None,
     *,
-    now: Any,
+    now: datetime,
 ) -> tuple[Target, Headers]:
-    """The target and headers with the credential applied; the caller's own auth removed."""
+    """The target and headers with the credential applied; the caller's own auth removed.
+
+    Policy was decided on the caller's path; a ``path_prefix`` (a key in the URL path) is put in
+    front only here, so a glob never has to, and never can, mention the credential.
+    """
     out = httpx.Headers(
         [(k, v) for k, v in strip_hop_by_hop(headers) if k.lower() not in _VAULT_HEADERS]
     )
     target = replace(target, path=normalize_path(target.path))
-    if auth.grant.rules.sigv4:
+    rules, credential = auth.grant.rules, auth.credential
+    if rules.sigv4:
         return _sigv4(auth, method, target, out, extra_query, body or b"", now)
     params: Headers = parse_qsl(target.query, keep_blank_values=True) if target.query else []
     before = list(params)
     params.extend(extra_query)
-    apply_rules(auth.grant.rules, auth.credential, out, params)
+    try:
+        apply_rules(rules, credential, out, params)
+        target = replace(target, path=apply_path(rules, credential, target.path))
+    except InjectionRuleError as exc:
+        # Rules are checked when stored; this is a credential they cannot render. The message
+        # names the rule, never a value.
+        raise Unprocessable(exc.message, code="injection_failed", field=exc.field) from None
     if params != before:
         target = replace(target, query=urlencode(params))
     return target, list(out.multi_items())
@@ -68,7 +80,7 @@ def _sigv4(
     headers: httpx.Headers,
     extra_query: Headers,
     body: bytes,
-    now: Any,
+    now: datetime,
 ) -> tuple[Target, Headers]:
     if extra_query:
         query = "&".join(filter(None, [target.query, urlencode(extra_query)]))
