@@ -67,3 +67,28 @@ async def test_official_proxy_request_injects_in_the_vault(
     assert result.status_code == 200
     assert json.loads(base64.b64decode(result.body_b64))["path"] == origin.last().path
     _check(origin, shape, tenant)
+
+
+@pytest.mark.usefixtures("official")
+async def test_official_client_raises_its_typed_errors(
+    tenant: Tenant, shared_upstream: Upstream, origin: Upstream, evil: Upstream
+) -> None:
+    narrow = tenant.store(
+        {
+            "credential_type": "bearer",
+            "credential": {"token": "canary-typed-Lk2"},
+            "policy": {"allowed_paths": ["/v1/**"], "allowed_methods": ["GET"]},
+        },
+        [shared_upstream.origin],
+    )
+    async with alter_sdk.App(api_key=tenant.key) as app:
+        for call in (app.request, app.proxy_request):
+            with pytest.raises(alter_sdk.BlockedDestinationError):
+                await call(HttpMethod.GET, f"{evil.origin}/v1/x", grant_id=narrow)
+            with pytest.raises(alter_sdk.PolicyViolationError) as denied:
+                await call(HttpMethod.GET, f"{origin.origin}/admin", grant_id=narrow)
+            assert denied.value.policy_error == "path_not_allowed"
+            with pytest.raises(alter_sdk.PolicyViolationError):
+                await call(HttpMethod.DELETE, f"{origin.origin}/v1/x", grant_id=narrow)
+    assert evil.requests == []
+    assert origin.requests == []
