@@ -10,6 +10,7 @@ import pytest
 
 from support import Upstream, Vault
 from support.injection import SHAPES, Shape, Tenant, assert_injected, shape_ids
+from vaultgate import AlterVault
 
 BODY = {"prompt": "hello", "n": 1}
 
@@ -107,3 +108,25 @@ def test_httpx_stream_receives_the_first_event_before_the_upstream_sends_the_sec
     assert '"e0"' in first
     assert rest[-1] == "data: [DONE]"
     assert not origin.gate_timed_out
+
+
+async def test_our_sdk_stream_relays_events_as_they_come(
+    shared_vault: Vault, tenant: Tenant, grants: dict[str, str], origin: Upstream
+) -> None:
+    events: list[str] = []
+    async with (
+        AlterVault(api_key=tenant.key, base_url=shared_vault.base_url) as vault,
+        vault.stream(
+            "POST", f"{origin.origin}/gated-sse/v1/chat", grant_id=grants["bearer"], json=BODY
+        ) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                events.append(line)
+                origin.gate.set()
+    assert len(events) == 4 and events[-1] == "data: [DONE]"
+    assert not origin.gate_timed_out
+    got = origin.last()
+    assert json.loads(got.body) == BODY
+    assert got.headers["authorization"] == f"Bearer {SHAPES[0].secrets[0]}"
+    assert tenant.key not in repr(got.raw_headers)
