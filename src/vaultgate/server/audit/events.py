@@ -148,6 +148,13 @@ def clean_details(value: Any, *, depth: int = 0) -> Any:
     raise TypeError(f"audit details cannot hold a {type(value).__name__}")
 
 
+_NUMBERS: Final = ("upstream_status", "latency_ms")
+
+
+def _fits_int32(value: object) -> bool:
+    return value is None or (type(value) is int and -(2**31) < value < 2**31)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One event before it is chained: the columns of ``audit_events`` minus seq and the hashes."""
@@ -186,9 +193,8 @@ class AuditEvent:
                 continue
             if not isinstance(text, str) or len(text) > cap or _CONTROL.search(text):
                 raise ValueError(f"audit field {name} is not clean text of at most {cap} chars")
-        for name in ("upstream_status", "latency_ms"):
-            number = getattr(self, name)
-            if number is not None and (type(number) is not int or abs(number) >= 2**31):
+        for name in _NUMBERS:
+            if not _fits_int32(getattr(self, name)):
                 raise ValueError(f"audit field {name} must be a 32-bit int")
 
     @classmethod
@@ -199,6 +205,11 @@ class AuditEvent:
         for name, cap in _CAPS.items():
             if fields.get(name) is not None:
                 fields[name] = clean_text(str(fields[name]), cap)
+        for name in _NUMBERS:
+            # Numbers can come from a client (an SDK's outcome report): one that cannot be
+            # stored is left out rather than turned into a 500.
+            if not _fits_int32(fields.get(name)):
+                fields[name] = None
         if fields.get("details") is not None:
             fields["details"] = clean_details(fields["details"])
         ts = (now or datetime.now(UTC)).astimezone(UTC)

@@ -204,30 +204,40 @@ class AuditWriter:
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        while (taken := self._next_batch()) is not None:
+            batch, final = taken
             try:
                 self._write(batch)
             except Exception as exc:
-                self._on_failure(batch, exc)
+                self._on_failure(batch, exc, final=final)
             else:
                 self._on_success(batch)
 
-    def _next_batch(self) -> list[_Pending] | None:
-        """Everything fresh (up to max_batch); else due retries; None once stopped and drained."""
+    def _next_batch(self) -> tuple[list[_Pending], bool] | None:
+        """What is queued (up to max_batch), topped up with due retries; None once drained.
+
+        The flag says the batch was taken while stopping: its failure is final.
+
+        Retries ride along with fresh events rather than waiting for a quiet moment, so a busy
+        vault cannot starve them after the store comes back.
+        """
         with self._cond:
             while True:
-                if self._fresh:
-                    return self._take(self._fresh)
                 stopping = self._state != "running"
-                if self._retry and (stopping or self._clock() >= self._retry_at):
-                    return self._take(self._retry)
+                due = bool(self._retry) and (stopping or self._clock() >= self._retry_at)
+                batch = self._take(self._fresh, self._max_batch)
+                if due:
+                    batch += self._take(self._retry, self._max_batch - len(batch))
+                if batch:
+                    return batch, stopping
                 if stopping:
                     return None
                 wait = max(0.0, self._retry_at - self._clock()) if self._retry else None
                 self._cond.wait(wait)
 
-    def _take(self, queue: deque[_Pending]) -> list[_Pending]:
-        return [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+    @staticmethod
+    def _take(queue: deque[_Pending], count: int) -> list[_Pending]:
+        return [queue.popleft() for _ in range(min(len(queue), count))]
 
     def _write(self, batch: list[_Pending]) -> None:
         with self._engine.begin() as conn:
@@ -246,7 +256,7 @@ class AuditWriter:
                 log.warning("audit store writable again; the audit trail resumed")
         _settle(batch, failed=False)
 
-    def _on_failure(self, batch: list[_Pending], exc: Exception) -> None:
+    def _on_failure(self, batch: list[_Pending], exc: Exception, *, final: bool) -> None:
         self.stats.failed_batches += 1
         if not self._failing:
             self._failing = True
@@ -254,9 +264,10 @@ class AuditWriter:
         _settle([pending for pending in batch if pending.future is not None], failed=True)
         kept = [pending for pending in batch if pending.future is None]
         with self._cond:
-            if self._state != "running":
+            if final:
                 self._drop(len(kept))
                 return
+            # Not final even if stop() began meanwhile: the drain gives these one more try.
             # Back at the front, in order; beyond max_retained the newest are dropped (loudly).
             self._retry.extendleft(reversed(kept))
             overflow = len(self._retry) - self._max_retained

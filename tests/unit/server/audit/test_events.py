@@ -151,3 +151,12 @@ def test_redact_url_hides_injected_query_values_only() -> None:
 def test_redact_url_without_names_is_the_identity() -> None:
     url = "https://api.example.com/v1?a=1&b=%2F"
     assert redact_url(url, []) == url
+
+
+@pytest.mark.parametrize("latency", [2**40, -(2**40), "12", 1.5, True])
+def test_new_leaves_out_numbers_the_store_cannot_hold(latency: object) -> None:
+    event = AuditEvent.new(
+        event=GRANT_USE, outcome=ALLOWED, latency_ms=latency, upstream_status=200
+    )
+    assert event.latency_ms is None
+    assert event.upstream_status == 200

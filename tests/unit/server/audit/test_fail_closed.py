@@ -30,6 +30,11 @@ def _count(engine: Engine) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(audit_events)).scalar_one())
 
 
+def _ids(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(audit_events.c.id)).scalars())
+
+
 class PageCap:
     """``PRAGMA max_page_count`` on every connection the pool hands out (the limit is per
     connection), so the writer's next transaction sees the database as full, or not."""
@@ -107,13 +112,13 @@ async def test_fire_and_forget_events_survive_a_full_disk(
     await writer.record(_use(-1))
     cap.fill_to_current_size(sqlite_engine)
     await _record_until_refused(writer)
-    outcome = AuditEvent.new(event=GRANT_OUTCOME, outcome=OK, upstream_status=200, latency_ms=12)
+    outcome = AuditEvent.new(event=GRANT_OUTCOME, outcome=OK, reason="o" * 2000, latency_ms=12)
     writer.submit(outcome)
+    await _record_until_refused(writer, tries=1)  # queued after the outcome: it failed too
+    assert outcome.id not in _ids(sqlite_engine)
     cap.pages = UNLIMITED
     writer.stop()  # drains: the retained outcome gets its last try against a writable store
-    with sqlite_engine.connect() as conn:
-        ids = set(conn.execute(sa.select(audit_events.c.id)).scalars())
-    assert outcome.id in ids
+    assert outcome.id in _ids(sqlite_engine)
     assert verify_chain(sqlite_engine, audit_key).ok
 
 
@@ -156,3 +161,30 @@ async def test_postgres_made_unavailable_refuses_then_recovers(
         engine.dispose()
     assert report.ok
     assert report.events == 2
+
+
+async def test_retained_events_are_stored_once_the_store_is_back(
+    sqlite_engine: Engine, audit_key: bytes
+) -> None:
+    cap = PageCap(sqlite_engine)
+    writer = AuditWriter(sqlite_engine, audit_key)
+    writer.start()
+    try:
+        await writer.record(_use(-1))
+        cap.fill_to_current_size(sqlite_engine)
+        await _record_until_refused(writer)
+        # As large as the uses the full store refused, so it cannot squeeze into a free slot.
+        outcome = AuditEvent.new(event=GRANT_OUTCOME, outcome=OK, reason="o" * 2000)
+        writer.submit(outcome)
+        await _record_until_refused(writer, tries=1)  # queued after the outcome: it failed too
+        assert outcome.id not in _ids(sqlite_engine)
+        assert writer.stats.dropped == 0
+        cap.pages = UNLIMITED
+        # The first success makes retries due; they go in the very next batch, so by the time
+        # a second record is durable the retained outcome is as well (without stopping).
+        await writer.record(_use(1))
+        await writer.record(_use(2))
+        assert outcome.id in _ids(sqlite_engine)
+    finally:
+        writer.stop()
+    assert verify_chain(sqlite_engine, audit_key).ok
