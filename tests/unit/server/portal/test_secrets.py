@@ -183,6 +183,7 @@ def test_rotate_and_delete(signed_in):
     assert signed_in.rt.secrets.get(secret_id)["version"] == 2
     deleted = signed_in.post(f"/portal/secrets/{secret_id}/delete", {})
     assert deleted.status_code == 303
+    assert "Deleted" in signed_in.client.get(deleted.headers["location"]).text
     assert signed_in.rt.secrets.list(app_id) == []
     gone = signed_in.client.get(f"/portal/secrets/{secret_id}")
     assert gone.status_code == 404

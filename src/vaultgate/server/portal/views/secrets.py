@@ -31,10 +31,12 @@ def list_secrets(request: Request, user: User, app_id: str | None = None) -> Res
     used = last_uses(rt.engine, "secret_id", [s["secret_id"] for s in items])
     for item in items:
         item["last_use"] = used.get(item["secret_id"]) or item["last_used_at"]
-    return render(
-        "secrets.html",
-        context(request, "secrets", title="Managed secrets", apps=apps, app=app, items=items),
+    deleted = request.query_params.get("deleted") == "1"
+    notice = "Deleted: its grants are revoked and its value destroyed." if deleted else None
+    ctx = context(
+        request, "secrets", title="Managed secrets", apps=apps, app=app, items=items, notice=notice
     )
+    return render("secrets.html", ctx)
 
 
 @router.get("/secrets/new", include_in_schema=False)
