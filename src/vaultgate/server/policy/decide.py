@@ -133,6 +133,9 @@ def decide(
     ``rate`` is the limiter's answer for this request; None means it was not consulted, and the
     rate rule is then skipped (``authorize`` consults it only after everything else allowed).
     """
+    if now.tzinfo is None:
+        # A naive time would be read as the server's local time: schedules would silently shift.
+        raise ValueError("decide() needs a timezone-aware now")
     denial = (
         _check_time(policy, now)
         or _check_ip(policy, facts.client_ip)

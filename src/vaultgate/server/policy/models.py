@@ -42,12 +42,15 @@ _TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 def _network(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            raise ValueError("must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32") from None
-    return value
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        # Strings only: ip_network() would also take an integer, which no one means as a CIDR.
+        if not isinstance(value, str):
+            raise ValueError
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError("must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32") from None
 
 
 Network = Annotated[IPNetwork, BeforeValidator(_network)]

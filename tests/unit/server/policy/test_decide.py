@@ -128,7 +128,15 @@ def test_every_denial_code_is_reachable(
     )
     if code != "rate_limit_exceeded":
         assert check(doc, **allowed_facts).allowed
-    assert {c[0] for c in CASES} == set(DENIAL_STATUS)
+
+
+def test_the_cases_cover_every_denial_code() -> None:
+    assert {case[0] for case in CASES} == set(DENIAL_STATUS)
+
+
+def test_a_naive_now_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        decide(parse_policy({}), FACTS, NOW.replace(tzinfo=None))
 
 
 def test_rate_limit_passes_when_the_limiter_allows_or_was_not_asked() -> None:

@@ -104,6 +104,7 @@ def test_empty_lists_mean_nothing_is_allowed_and_are_kept() -> None:
         ({"ip_allow": ["10.0.0.256/8"]}, "policy.ip_allow.0"),
         ({"ip_deny": ["10.0.0.0/8", "not-a-network"]}, "policy.ip_deny.1"),
         ({"ip_deny": ["2001:db8::/129"]}, "policy.ip_deny.0"),
+        ({"ip_allow": [167772160]}, "policy.ip_allow.0"),
         ({"rate_limit": {"requests": 0, "per_seconds": 60}}, "policy.rate_limit.requests"),
         ({"rate_limit": {"requests": 5, "per_seconds": 0}}, "policy.rate_limit.per_seconds"),
         ({"rate_limit": {"requests": -1, "per_seconds": 60}}, "policy.rate_limit.requests"),
