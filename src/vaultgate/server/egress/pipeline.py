@@ -108,9 +108,20 @@ class Pipeline:
                 code="blocked_destination",
                 field="url",
             )
-        if own.rate_limit is not None:
-            state = self._limiter.check(grant.grant_id, own.rate_limit, now.timestamp())
-            _raise_if_denied(decide(own, facts, now, rate=state))
+        self._check_rates(grant, facts, now)
+
+    def _check_rates(self, grant: GrantContext, facts: RequestFacts, now: datetime) -> None:
+        """Spend a token from this grant's bucket and from every limited ancestor's.
+
+        A clone shares its ancestors' budgets: otherwise N clones would multiply a parent's rate
+        limit by N. The grant's own bucket goes first, so requests a clone's own limit refuses
+        never drain its parent's budget.
+        """
+        lineage = grant.lineage or (grant.grant_id,)
+        for grant_id, policy in zip(lineage, grant.policies, strict=False):
+            if policy.rate_limit is not None:
+                state = self._limiter.check(grant_id, policy.rate_limit, now.timestamp())
+                _raise_if_denied(decide(policy, facts, now, rate=state))
 
     def _event(
         self,

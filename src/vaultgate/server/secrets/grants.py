@@ -47,6 +47,7 @@ class GrantContext:
     policies: tuple[Policy, ...]  # this grant's first, then each ancestor's
     revoked: bool
     expires_at: datetime | None
+    lineage: tuple[str, ...] = ()  # the grant ids of ``policies``, in the same order
 
     @property
     def proxy_only(self) -> bool:
@@ -208,12 +209,21 @@ class GrantService:
             hosts=tuple(parse_allowed_host(h) for h in secret["allowed_hosts"]),
             aws=secret["aws"],
             policies=tuple(parse_policy(g["policy"]) for g in chain),
+            lineage=tuple(g["id"] for g in chain),
             revoked=any(g["status"] != "active" for g in chain) or secret["deleted_at"] is not None,
             expires_at=min(expiries) if expiries else None,
         )
 
     def _chain_expiry(self, row: dict[str, Any], conn: Connection) -> datetime | None:
-        expiries = [g["expires_at"] for g in _chain(conn, row["id"]) if g["expires_at"]]
+        """When the grant stops working: the earliest TTL or policy ``expires_at`` up the chain.
+
+        Both count, so a clone can neither be given a TTL past a policy's end nor be shown as
+        active once a request would get ``grant_expired``.
+        """
+        expiries: list[datetime] = []
+        for g in _chain(conn, row["id"]):
+            ends = (g["expires_at"], parse_policy(g["policy"]).expires_at)
+            expiries.extend(end for end in ends if end is not None)
         return min(expiries) if expiries else None
 
     def _status(self, row: dict[str, Any], conn: Connection) -> str:

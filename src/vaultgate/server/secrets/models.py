@@ -75,8 +75,14 @@ class GrantUpdate(Strict):
 
 class GrantClone(Strict):
     name: str | None = Field(default=None, max_length=MAX_NAME)
-    ttl_seconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86400)
+    # Strict: "60" or true for a lifetime is a client bug, not something to guess at.
+    ttl_seconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86400, strict=True)
     policy: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _clean_optional_name(cls, value: str | None) -> str | None:
+        return None if value is None else _clean_name(value)
 
 
 class AppCreate(Strict):
