@@ -5,6 +5,7 @@ Every change and its audit record commit in one transaction, so neither exists w
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
@@ -31,6 +32,8 @@ from vaultgate.server.secrets.credentials import (
 from vaultgate.server.secrets.models import SecretCreate
 from vaultgate.server.secrets.specs import check_rules_fit, provider_of, resolve_spec, rules_to_doc
 from vaultgate.server.storage import tables as t
+
+log = logging.getLogger(__name__)
 
 
 class SecretService:
@@ -204,6 +207,7 @@ class SecretService:
                 ),
             )
         self._cache.invalidate_secret(secret_id)
+        _scrub_wal(self._engine)
         return {"secret_id": secret_id, "version": version, "updated_at": now}
 
     def delete(self, secret_id: str, actor: Actor) -> None:
@@ -233,6 +237,7 @@ class SecretService:
                 ),
             )
         self._cache.invalidate_secret(secret_id)
+        _scrub_wal(self._engine)
 
     def open(self, app_id: str, secret_id: str, version: int, ctype: CredentialType) -> Credential:
         """The plaintext of one version, for the request about to use it."""
@@ -270,6 +275,10 @@ class SecretService:
 
 
 def _destroy_versions(conn: Connection, secret_id: str, now: Any, *, below: int | None) -> None:
+    if conn.dialect.name == "sqlite":
+        # Without it SQLite only unlinks the old cell: the ciphertext and wrapped key would stay
+        # readable in the page's free space. (The WAL copy goes in ``_scrub_wal`` after commit.)
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
     cond = [t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.ciphertext.isnot(None)]
     if below is not None:
         cond.append(t.secret_versions.c.version < below)
@@ -278,6 +287,28 @@ def _destroy_versions(conn: Connection, secret_id: str, now: Any, *, below: int 
         .where(*cond)
         .values(ciphertext=None, wrapped_key=None, destroyed_at=now)
     )
+
+
+def _scrub_wal(engine: Engine) -> None:
+    """Fold the WAL into the database and truncate it, so no old frame keeps destroyed versions.
+
+    Best effort: a reader still holding an old snapshot keeps the WAL alive; its frames are then
+    dropped at the next checkpoint SQLite runs on its own.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    # On the DBAPI connection (autocommit): a checkpoint cannot run inside the transaction that
+    # SQLAlchemy's connect() would begin.
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = cursor.fetchone()
+        cursor.close()
+    finally:
+        raw.close()
+    if busy is not None and busy[0]:
+        log.warning("the WAL could not be truncated after destroying a secret version")
 
 
 def _require_app(conn: Connection, app_id: str) -> None:
