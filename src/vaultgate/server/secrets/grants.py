@@ -24,6 +24,7 @@ from vaultgate.server.egress.urls import HostPattern, parse_allowed_host
 from vaultgate.server.errors import Conflict, NotFound, Unprocessable
 from vaultgate.server.policy import Policy, check_narrower, merge_for_clone, parse_policy
 from vaultgate.server.secrets.cache import GrantCache
+from vaultgate.server.secrets.errors import store_reads
 from vaultgate.server.secrets.models import GrantClone
 from vaultgate.server.secrets.specs import rules_from_doc
 from vaultgate.server.storage import tables as t
@@ -179,9 +180,9 @@ class GrantService:
 
     def resolve(self, grant_id: str) -> GrantContext | None:
         """The request path's view of a grant, or None when there is no such grant."""
-        return cast(
-            GrantContext | None, self._cache.grants.get(grant_id, lambda: self._load(grant_id))
-        )
+        with store_reads():
+            found = self._cache.grants.get(grant_id, lambda: self._load(grant_id))
+        return cast(GrantContext | None, found)
 
     def _load(self, grant_id: str) -> GrantContext | None:
         try:

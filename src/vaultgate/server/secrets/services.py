@@ -29,6 +29,7 @@ from vaultgate.server.secrets.credentials import (
     parse_provider_credential,
     to_plaintext,
 )
+from vaultgate.server.secrets.errors import store_reads
 from vaultgate.server.secrets.models import SecretCreate
 from vaultgate.server.secrets.specs import check_rules_fit, provider_of, resolve_spec, rules_to_doc
 from vaultgate.server.storage import tables as t
@@ -255,7 +256,10 @@ class SecretService:
         return from_plaintext(ctype, plaintext)
 
     def _sealed(self, secret_id: str, version: int) -> Sealed:
-        return self._cache.sealed(secret_id, version, lambda: self._load_sealed(secret_id, version))
+        with store_reads():
+            return self._cache.sealed(
+                secret_id, version, lambda: self._load_sealed(secret_id, version)
+            )
 
     def _load_sealed(self, secret_id: str, version: int) -> Sealed:
         with self._engine.connect() as conn:
