@@ -8,6 +8,7 @@ the audit record of the use is durable.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide,
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.secrets.grants import GrantContext, GrantService
 from vaultgate.server.secrets.services import SecretService
+from vaultgate.server.secrets.usage import UsageRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +58,14 @@ class Pipeline:
         audit: AuditWriter,
         limiter: RateLimiter,
         clock: Clock,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self._grants = grants
         self._secrets = secrets
         self._audit = audit
         self._limiter = limiter
         self._clock = clock
+        self._usage = usage or UsageRecorder(grants.engine)
 
     async def authorize(self, use: UseRequest) -> Authorized:
         grant = await anyio.to_thread.run_sync(self._grants.resolve, use.grant_id)
@@ -83,6 +87,9 @@ class Pipeline:
             grant.secret_version,
             grant.credential_type,
         )
+        if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
+            # Not awaited: last_used_at is bookkeeping and must not slow the request down.
+            asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
         return Authorized(grant, credential, event.id)
 
     def _check(self, grant: GrantContext, use: UseRequest, now: datetime) -> None:

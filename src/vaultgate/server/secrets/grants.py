@@ -62,6 +62,10 @@ class GrantService:
         self._clock = clock
         self._cache = cache
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def get(self, grant_id: str) -> dict[str, Any]:
         with self._engine.connect() as conn:
             return self._public(_grant(conn, grant_id), conn)
@@ -246,6 +250,7 @@ class GrantService:
             "expires_at": row["expires_at"],
             "created_at": row["created_at"],
             "revoked_at": row["revoked_at"],
+            "last_used_at": row["last_used_at"],
         }
 
 
