@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from vaultgate.server import portal
 from vaultgate.server.api import errors, health, management, proxy, sdk
+from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.settings import Settings
@@ -43,5 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         large_limit=settings.max_request_body,
         large_prefixes=("/sdk/", "/proxy/"),
     )
-    portal.install(app)  # last, so the portal's guard is the outermost layer for /portal
+    portal.install(app)  # so the portal's guard is the outer layer for /portal
+    # Outermost: the request path's routes bypass the rest of the stack (see api/hotpath.py).
+    app.add_middleware(HotPaths, body_limit=settings.max_request_body)
     return app
