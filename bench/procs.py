@@ -145,7 +145,9 @@ class VaultProc:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_vault(port: int, upstream_origin: str, database_url: str | None) -> VaultProc:
+def start_vault(
+    port: int, upstream_origin: str, database_url: str | None, workers: int = 1
+) -> VaultProc:
     workdir = Path(tempfile.mkdtemp(prefix="vg-bench-vault-"))
     env = {
         **os.environ,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -86,7 +87,12 @@ def _print_first_start(admin_key: str, user: str, password: str, settings: Setti
     is_flag=True,
     help="Initialise the data directory first if it is new (what `make run` does).",
 )
-@click.option("--workers", type=int, default=1, help="Worker processes (each a full node).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes, each a full node (VAULTGATE_WORKERS, default 1).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -97,7 +103,7 @@ def serve(
     allow_private_destinations: tuple[str, ...],
     trusted_proxies: tuple[str, ...],
     init_missing: bool,
-    workers: int,
+    workers: int | None,
 ) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
     import uvicorn
@@ -114,6 +120,7 @@ def serve(
         allow_private_destinations=list(allow_private_destinations) or None,
         trusted_proxies=list(trusted_proxies) or None,
     )
+    workers = workers or int(ctx.obj["env"].get("VAULTGATE_WORKERS") or 1)
     if init_missing and not is_initialised(settings):
         result = initialise(settings)
         _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
@@ -124,15 +131,40 @@ def serve(
     except MasterKeyError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from None
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "lifespan": "on",
+    }
+    if workers <= 1:
+        uvicorn.run(app, **options)
+        return
+    # Several processes, each a full node (DESIGN 8): they re-read the settings from the
+    # environment, so hand every resolved setting on through it.
+    app.state.runtime.engine.dispose()
+    os.environ.update(settings_environment(settings))
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        lifespan="on",
+        "vaultgate.server.app:app_from_environment", factory=True, workers=workers, **options
     )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "VAULTGATE_DATA_DIR": str(settings.data_dir.resolve()),
+        "VAULTGATE_DATABASE_URL": settings.db_url,
+        "VAULTGATE_HOST": settings.host,
+        "VAULTGATE_PORT": str(settings.port),
+        "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": " ".join(
+            str(n) for n in settings.allow_private_destinations
+        ),
+        "VAULTGATE_TRUSTED_PROXIES": " ".join(str(n) for n in settings.trusted_proxies),
+    }
+    if settings.master_key_file is not None:
+        env["VAULTGATE_MASTER_KEY_FILE"] = str(settings.master_key_file.resolve())
+    return env
 
 
 @click.group("master-key")

@@ -12,7 +12,7 @@ from vaultgate.server.api import errors, health, management, proxy, sdk
 from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
 from vaultgate.server.runtime import Runtime
-from vaultgate.server.settings import Settings
+from vaultgate.server.settings import Settings, load_settings
 
 MANAGEMENT_BODY_LIMIT = 1024 * 1024
 
@@ -48,3 +48,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     # Outermost: the request path's routes bypass the rest of the stack (see api/hotpath.py).
     app.add_middleware(HotPaths, body_limit=settings.max_request_body)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process, configured from ``VAULTGATE_*`` (``serve --workers N``)."""
+    import os
+
+    return create_app(load_settings(os.environ))
