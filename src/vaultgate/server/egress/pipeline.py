@@ -80,17 +80,33 @@ class Pipeline:
             raise
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
         await self._audit.record(event)
-        credential = await anyio.to_thread.run_sync(
-            self._secrets.open,
-            grant.app_id,
-            grant.secret_id,
-            grant.secret_version,
-            grant.credential_type,
-        )
+        grant, credential = await self._open(grant)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
         return Authorized(grant, credential, event.id)
+
+    async def _open(self, grant: GrantContext) -> tuple[GrantContext, Credential]:
+        """The grant's current credential, even when a rotation won the race to it.
+
+        A rotation committed between this request's decision and this point destroyed the
+        version the decision saw. The request has not used any value yet, so it takes the new
+        one; a deleted secret (no newer version) answers as revoked, not as a missing grant.
+        """
+        try:
+            return grant, await anyio.to_thread.run_sync(self._open_version, grant)
+        except NotFound as exc:
+            if exc.code != "credential_revoked":
+                raise
+        fresh = await anyio.to_thread.run_sync(self._grants.refresh, grant.grant_id)
+        if fresh is None or fresh.revoked or fresh.secret_version <= grant.secret_version:
+            raise Forbidden("this grant has been revoked", code="grant_revoked") from None
+        return fresh, await anyio.to_thread.run_sync(self._open_version, fresh)
+
+    def _open_version(self, grant: GrantContext) -> Credential:
+        return self._secrets.open(
+            grant.app_id, grant.secret_id, grant.secret_version, grant.credential_type
+        )
 
     def _check(self, grant: GrantContext, use: UseRequest, now: datetime) -> None:
         if grant.revoked:

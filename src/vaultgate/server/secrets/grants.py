@@ -188,6 +188,11 @@ class GrantService:
             found = self._cache.grants.get(grant_id, lambda: self._load(grant_id))
         return cast(GrantContext | None, found)
 
+    def refresh(self, grant_id: str) -> GrantContext | None:
+        """``resolve`` past the cache: for when the cached view proved stale."""
+        self._cache.grants.drop(lambda key, _: key == grant_id)
+        return self.resolve(grant_id)
+
     def _load(self, grant_id: str) -> GrantContext | None:
         try:
             uuid.UUID(grant_id)
