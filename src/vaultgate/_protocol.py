@@ -172,7 +172,9 @@ class TokenGrant:
             grant_id=grant_id,
             provider_id=provider_id if isinstance(provider_id, str) else "",
             token_generation=_canonical_uuid(payload.get("token_generation")),
-            secrets=(token, *values, api_key),
+            # A grant whose credential rides only in the query has the grant id as its
+            # placeholder "token" (see injection.wire.GRANT_HEADER): not a secret to mask.
+            secrets=(*((token,) if token != grant_id else ()), *values, api_key),
             injected_headers=frozenset(name.lower() for name in headers),
             injected_query=query,
         )

@@ -156,12 +156,6 @@ async def test_no_event_holds_a_secret_value(sqlite_vault: Vault, upstream: Upst
     assert sqlite_vault.admin_key not in exported
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK bug (src/vaultgate/_protocol.py): for a grant with no main header the token "
-    "answer's access_token is the grant id, which the SDK then masks everywhere in its outcome "
-    "report, so the report reaches the vault with grant_id '**********'",
-)
 async def test_a_retrieve_outcome_of_a_query_only_grant_names_its_grant(
     sqlite_vault: Vault, upstream: Upstream
 ) -> None:

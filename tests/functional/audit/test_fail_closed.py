@@ -165,12 +165,6 @@ async def test_postgresql_made_unavailable_refuses_every_mode_then_recovers(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="a DB error outside the request path's grant and secret reads (key authentication, "
-    "management handlers) reaches api/errors.py's catch-all as a 500; it needs a handler "
-    "mapping sqlalchemy OperationalError/InterfaceError to 503 storage_unavailable there",
-)
 def test_unreadable_store_is_503_for_keys_and_management_too(
     pg_url: str, tmp_path: Path, upstream: Upstream
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -46,6 +47,19 @@ def vault_error_response(exc: VaultError) -> Response:
     # proxy where both share one response channel.
     headers = {**exc.headers, "X-Vaultgate-Error": exc.code}
     return Response(body, status_code=exc.status, headers=headers, media_type="application/json")
+
+
+def storage_error_response(exc: DBAPIError) -> Response:
+    """The database refused or could not be reached: a 409 or a 503, never a 500."""
+    if isinstance(exc, IntegrityError):
+        return envelope_response(409, "conflict", "the change conflicts with another one; retry")
+    log.error("storage error: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+    return envelope_response(
+        503,
+        "storage_unavailable",
+        "the vault's database cannot be used right now; retry later",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -91,6 +105,10 @@ def install(app: FastAPI) -> None:
     async def _sealed(_: Request, exc: DecryptionError) -> Response:
         log.error("a sealed secret could not be opened (wrong master key or tampered row)")
         return envelope_response(500, "internal_error", "a stored secret could not be opened")
+
+    @app.exception_handler(DBAPIError)
+    async def _storage(_: Request, exc: DBAPIError) -> Response:
+        return storage_error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

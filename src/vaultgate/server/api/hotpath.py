@@ -11,12 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vaultgate.server.api import proxy, sdk
-from vaultgate.server.api.errors import envelope_response, vault_error_response
+from vaultgate.server.api.errors import (
+    envelope_response,
+    storage_error_response,
+    vault_error_response,
+)
 from vaultgate.server.api.limits import BodyTooLarge, limited_receive, too_large
 from vaultgate.server.errors import VaultError
 
@@ -54,6 +59,8 @@ class HotPaths:
             return
         except VaultError as exc:
             response = vault_error_response(exc)
+        except DBAPIError as exc:
+            response = storage_error_response(exc)
         except Exception as exc:  # the envelope, never a traceback, for anything unforeseen
             log.error("unexpected error on %s: %s", scope["path"], type(exc).__name__)
             response = envelope_response(500, "internal_error", "internal error")
