@@ -47,6 +47,7 @@ class Runtime:
     session_key: bytes
     audit_key: bytes
     timeouts: UpstreamTimeouts
+    guard: AddressGuard
 
     @classmethod
     def build(
@@ -83,7 +84,7 @@ class Runtime:
             keys=keys,
             secrets=secrets,
             grants=grants,
-            pipeline=Pipeline(grants, secrets, writer, RateLimiter(), clock),
+            pipeline=Pipeline(grants, secrets, writer, RateLimiter(), clock, guard=guard),
             upstream=UpstreamClient(guard),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,
@@ -92,6 +93,7 @@ class Runtime:
             session_key=barrier.derive_key(PORTAL_SESSION),
             audit_key=audit_key,
             timeouts=UpstreamTimeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+            guard=guard,
         )
 
     async def start(self) -> None:

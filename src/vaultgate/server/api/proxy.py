@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -76,7 +75,7 @@ async def _handle(request: Request) -> Response:
             "Content-Length together with Transfer-Encoding is refused", code="ambiguous_length"
         )
     grant_id = grant_id_of(request.scope["path"])
-    grant = await anyio.to_thread.run_sync(rt.grants.resolve, grant_id)
+    grant = await rt.pipeline.grant(grant_id)
     if grant is None or grant.app_id != principal.app_id:
         raise NotFound("grant not found", code="grant_not_found")
     target = parse_target(_upstream_url(request, grant))

@@ -22,10 +22,9 @@ from vaultgate.server.api.deps import request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.auth.keys import Principal
-from vaultgate.server.egress.guard import AddressGuard
-from vaultgate.server.egress.pipeline import Authorized, UseRequest
+from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target, parse_target
-from vaultgate.server.errors import InvalidInput, Unprocessable, VaultError
+from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
 
@@ -138,7 +137,6 @@ async def token(request: Request) -> Response:
     reason = _str_field(data, "reason", required=False)
     use = _use(request, principal, grant_id, method, target, "retrieve", reason, target.url)
     auth = await rt.pipeline.authorize(use)
-    await _vet_destination(rt, use, auth)
     aws = auth.grant.aws or {}
     try:
         payload = to_wire(
@@ -164,22 +162,6 @@ async def token(request: Request) -> Response:
     if auth.grant.expires_at is not None:
         answer["expires_at"] = auth.grant.expires_at.isoformat().replace("+00:00", "Z")
     return _json(answer, headers={"Cache-Control": "no-store", "X-Request-ID": use.request_id})
-
-
-async def _vet_destination(rt: Runtime, use: UseRequest, auth: Authorized) -> None:
-    """Refuse to release a credential for an address the vault itself would never connect to.
-
-    In retrieve mode the SDK connects, not the vault, so the guard inside the upstream client
-    never sees the address: without this, a grant whose allowed hosts name an internal address
-    (or a name resolving to one) would hand its credential out for loopback or cloud metadata.
-    The vault's DNS answer may differ from the caller's; this is the check it can make.
-    """
-    guard = AddressGuard(rt.settings.allow_private_destinations)
-    try:
-        await guard.resolve_and_vet(use.target.host, use.target.port)
-    except VaultError as exc:
-        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=0, error=exc.code)
-        raise
 
 
 def _proxy_body(data: dict[str, Any]) -> bytes | None:
@@ -234,6 +216,11 @@ async def audit_api_call(request: Request) -> Response:
     """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
     rt, principal, body = await _authenticate(request)
     data = _payload(body)
+    grant_id = _grant_id(data)
+    grant = await rt.pipeline.grant(grant_id)
+    if grant is None or grant.app_id != principal.app_id:
+        # A report may only name a grant of the reporting key's own app.
+        raise NotFound("grant not found", code="grant_not_found")
     status = data.get("response_status")
     latency = data.get("latency_ms")
     event = AuditEvent.new(
@@ -244,7 +231,8 @@ async def audit_api_call(request: Request) -> Response:
         key_id=principal.key_id,
         caller=request.headers.get("x-alter-caller"),
         source_ip=request_ip(request),
-        grant_id=str(data.get("grant_id") or "")[:36] or None,
+        grant_id=grant.grant_id,
+        secret_id=grant.secret_id,
         method=str(data.get("method") or "")[:16] or None,
         url=str(data.get("url") or ""),
         reason=data.get("reason") if isinstance(data.get("reason"), str) else None,

@@ -20,6 +20,7 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.clock import Clock
+from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
 from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
@@ -59,6 +60,7 @@ class Pipeline:
         limiter: RateLimiter,
         clock: Clock,
         usage: UsageRecorder | None = None,
+        guard: AddressGuard | None = None,
     ) -> None:
         self._grants = grants
         self._secrets = secrets
@@ -66,15 +68,27 @@ class Pipeline:
         self._limiter = limiter
         self._clock = clock
         self._usage = usage or UsageRecorder(grants.engine)
+        self._guard = guard or AddressGuard()
+
+    async def grant(self, grant_id: str) -> GrantContext | None:
+        """The grant's request-path view: from the cache when fresh, else read off the loop."""
+        # The cache answers nearly every request; a thread hop costs more than the rest of
+        # the decision, so it is paid only on a miss.
+        cached = self._grants.cached(grant_id)
+        if cached is not None:
+            return cached
+        return await anyio.to_thread.run_sync(self._grants.resolve, grant_id)
 
     async def authorize(self, use: UseRequest) -> Authorized:
-        grant = await anyio.to_thread.run_sync(self._grants.resolve, use.grant_id)
+        grant = await self.grant(use.grant_id)
         if grant is None or grant.app_id != use.principal.app_id:
             # Another app's grant answers exactly like one that does not exist.
             raise NotFound("grant not found", code="grant_not_found")
         now = self._clock()
         try:
             self._check(grant, use, now)
+            if use.mode == "retrieve":
+                await self._vet_address(use)
         except VaultError as exc:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
@@ -94,6 +108,8 @@ class Pipeline:
         one; a deleted secret (no newer version) answers as revoked, not as a missing grant.
         """
         try:
+            if self._secrets.is_cached(grant.secret_id, grant.secret_version):
+                return grant, self._open_version(grant)  # AES-GCM is microseconds: no hop
             return grant, await anyio.to_thread.run_sync(self._open_version, grant)
         except NotFound as exc:
             if exc.code != "credential_revoked":
@@ -107,6 +123,16 @@ class Pipeline:
         return self._secrets.open(
             grant.app_id, grant.secret_id, grant.secret_version, grant.credential_type
         )
+
+    async def _vet_address(self, use: UseRequest) -> None:
+        """Retrieve mode: refuse a credential for an address the vault would never connect to.
+
+        The SDK connects, not the vault, so the guard inside the upstream client never sees the
+        address; without this a grant whose hosts name an internal address (or a name that
+        resolves to one) would hand its credential out for loopback or cloud metadata. The
+        proxy modes are vetted where the vault connects, on the very address it connects to.
+        """
+        await self._guard.resolve_and_vet(use.target.host, use.target.port)
 
     def _check(self, grant: GrantContext, use: UseRequest, now: datetime) -> None:
         if grant.revoked:

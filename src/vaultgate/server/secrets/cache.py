@@ -33,6 +33,13 @@ class _TTLMap(Generic[V]):
         self._items[key] = (now + self._ttl, value)
         return value
 
+    def peek(self, key: str) -> V | None:
+        """The cached value when it is fresh, else None (the caller loads it off the loop)."""
+        hit = self._items.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     def drop(self, predicate: Callable[[str, V], bool]) -> None:
         self._items = {k: v for k, v in self._items.items() if not predicate(k, v[1])}
 
@@ -49,6 +56,9 @@ class GrantCache:
 
     def sealed(self, secret_id: str, version: int, load: Callable[[], Sealed]) -> Sealed:
         return self._sealed.get(f"{secret_id}:{version}", load)
+
+    def sealed_cached(self, secret_id: str, version: int) -> Sealed | None:
+        return self._sealed.peek(f"{secret_id}:{version}")
 
     def invalidate_secret(self, secret_id: str) -> None:
         self._sealed.drop(lambda key, _: key.startswith(secret_id + ":"))

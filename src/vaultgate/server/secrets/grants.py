@@ -182,6 +182,10 @@ class GrantService:
             )
         self._cache.invalidate_grants()
 
+    def cached(self, grant_id: str) -> GrantContext | None:
+        """The cached view of a grant, or None when it is not cached (or is missing)."""
+        return cast(GrantContext | None, self._cache.grants.peek(grant_id))
+
     def resolve(self, grant_id: str) -> GrantContext | None:
         """The request path's view of a grant, or None when there is no such grant."""
         with store_reads():

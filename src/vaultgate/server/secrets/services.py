@@ -240,6 +240,9 @@ class SecretService:
         self._cache.invalidate_secret(secret_id)
         _scrub_wal(self._engine)
 
+    def is_cached(self, secret_id: str, version: int) -> bool:
+        return self._cache.sealed_cached(secret_id, version) is not None
+
     def open(self, app_id: str, secret_id: str, version: int, ctype: CredentialType) -> Credential:
         """The plaintext of one version, for the request about to use it."""
         aad = aad_for(app_id, secret_id, version)
