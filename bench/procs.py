@@ -154,6 +154,7 @@ def start_vault(
         "VAULTGATE_DATA_DIR": str(workdir / "data"),
         "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
         "VAULTGATE_PORT": str(port),
+        "VAULTGATE_WORKERS": str(workers),
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url

@@ -106,8 +106,6 @@ def serve(
     workers: int | None,
 ) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
-    import uvicorn
-
     from vaultgate.server.bootstrap import initialise, is_initialised
     from vaultgate.server.crypto import MasterKeyError
 
@@ -131,24 +129,15 @@ def serve(
     except MasterKeyError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from None
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "warning",
-        "access_log": False,
-        "server_header": False,
-        "lifespan": "on",
-    }
+    from vaultgate.server.serving import serve_many, serve_one
+
     if workers <= 1:
-        uvicorn.run(app, **options)
+        serve_one(app, settings)
         return
     # Several processes, each a full node (DESIGN 8): they re-read the settings from the
     # environment, so hand every resolved setting on through it.
     app.state.runtime.engine.dispose()
-    os.environ.update(settings_environment(settings))
-    uvicorn.run(
-        "vaultgate.server.app:app_from_environment", factory=True, workers=workers, **options
-    )
+    serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -21,6 +21,7 @@ from vaultgate.server.crypto import (
 )
 from vaultgate.server.settings import Settings
 from vaultgate.server.storage import tables as t
+from vaultgate.server.storage.engine import reading
 
 ROOT_KEY = "root_master_key_id"
 
@@ -67,7 +68,7 @@ def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
     """
     active = barrier.active_key_id
     done = 0
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         todo = conn.execute(
             sa.select(
                 t.secret_versions.c.secret_id, t.secret_versions.c.version, t.secrets.c.app_id

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from vaultgate.server.api.deps import runtime
 from vaultgate.server.api.errors import envelope_response
 from vaultgate.server.crypto import aad_for
+from vaultgate.server.storage.engine import reading
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +24,7 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> Response:
     rt = runtime(request)
     try:
-        with rt.engine.connect() as conn:
+        with reading(rt.engine) as conn:
             conn.execute(sa.text("SELECT 1"))
         probe = aad_for("readyz", "readyz", 0)
         if rt.barrier.open_secret(rt.barrier.seal_secret(b"ok", aad=probe), aad=probe) != b"ok":

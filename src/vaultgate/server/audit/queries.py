@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from vaultgate.server.audit.chain import HEAD_KEY, Head, VerifyReport, verify
 from vaultgate.server.audit.events import OUTCOMES
 from vaultgate.server.errors import InvalidInput, Unprocessable
+from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import audit_events, meta
 
 MAX_LIMIT: Final = 1000
@@ -121,7 +122,7 @@ def list_events(
     query = (
         sa.select(audit_events).where(*clauses).order_by(audit_events.c.seq.desc()).limit(limit + 1)
     )
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(query).all()
     items = [event_to_dict(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]["seq"]) if len(rows) > limit else None
@@ -138,7 +139,7 @@ def _ascending(
         if upto is not None:
             where.append(audit_events.c.seq <= upto)
         query = sa.select(audit_events).where(*where).order_by(audit_events.c.seq).limit(CHUNK)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             rows = conn.execute(query).all()
         yield from rows
         if len(rows) < CHUNK:
@@ -155,7 +156,7 @@ def export_jsonl(engine: Engine, **filters: Any) -> Iterator[str]:
 
 def read_head(engine: Engine) -> Head | None:
     """The recorded chain head; None when absent. A malformed head reads as an unsigned one."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         value = conn.execute(sa.select(meta.c.value).where(meta.c.key == HEAD_KEY)).scalar()
     if value is None:
         return None

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -128,6 +130,8 @@ class AuditWriter:
         self._backoff = _MIN_BACKOFF
         self._retry_at = 0.0
         self.stats = WriterStats()
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._lock_path = f"{database}.audit-lock" if database and database != ":memory:" else None
 
     def __repr__(self) -> str:
         return f"AuditWriter(state={self._state!r}, dialect={self._engine.dialect.name!r})"
@@ -235,12 +239,23 @@ class AuditWriter:
                 wait = max(0.0, self._retry_at - self._clock()) if self._retry else None
                 self._cond.wait(wait)
 
+    def _serialised(self) -> contextlib.AbstractContextManager[object]:
+        """On SQLite, hold a file lock across the batch's transaction.
+
+        Several worker processes (``serve --workers N``) share one SQLite file. Contending on
+        SQLite's own lock makes a writer sleep in its busy handler for a millisecond or more per
+        retry; a blocking ``flock`` hands the turn over as soon as the other commit ends.
+        """
+        if self._lock_path is None:
+            return contextlib.nullcontext()
+        return _FileLock(self._lock_path)
+
     @staticmethod
     def _take(queue: deque[_Pending], count: int) -> list[_Pending]:
         return [queue.popleft() for _ in range(min(len(queue), count))]
 
     def _write(self, batch: list[_Pending]) -> None:
-        with self._engine.begin() as conn:
+        with self._serialised(), self._engine.begin() as conn:
             append(
                 conn, [pending.event for pending in batch], self._key, lock_head(conn, self._key)
             )
@@ -281,3 +296,20 @@ class AuditWriter:
         if count > 0:
             self.stats.dropped += count
             log.error("%d fire-and-forget audit events could not be stored and were dropped", count)
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file, for the length of a ``with`` block."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> _FileLock:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)

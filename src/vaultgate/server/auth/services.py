@@ -22,6 +22,7 @@ from vaultgate.server.auth.keys import KeyKind, Principal
 from vaultgate.server.clock import Clock
 from vaultgate.server.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
 from vaultgate.server.storage import tables as t
+from vaultgate.server.storage.engine import reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +86,12 @@ class KeyService:
         return row
 
     def list_apps(self) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             rows = conn.execute(sa.select(t.apps).order_by(t.apps.c.created_at)).mappings()
             return [dict(r) for r in rows]
 
     def get_app(self, app_id: str) -> dict[str, Any]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             row = conn.execute(sa.select(t.apps).where(t.apps.c.id == app_id)).mappings().first()
         if row is None:
             raise NotFound(f"app {app_id!r} not found", code="app_not_found", field="app_id")
@@ -141,7 +142,7 @@ class KeyService:
     def list_keys(self, app_id: str) -> list[dict[str, Any]]:
         self.get_app(app_id)
         query = sa.select(t.api_keys).where(t.api_keys.c.app_id == app_id)
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             rows = conn.execute(query.order_by(t.api_keys.c.created_at)).mappings()
             return [key_public(dict(r)) for r in rows]
 
@@ -197,7 +198,7 @@ class KeyService:
         return principal
 
     def _load(self, digest: str) -> tuple[Principal | None, str | None]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             row = (
                 conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == digest))
                 .mappings()
@@ -212,7 +213,7 @@ class KeyService:
         ), None
 
     def has_admin_key(self) -> bool:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             query = sa.select(sa.func.count()).where(t.api_keys.c.kind == "admin")
             return bool(conn.execute(query).scalar())
 

@@ -69,6 +69,7 @@ class Pipeline:
         self._clock = clock
         self._usage = usage or UsageRecorder(grants.engine)
         self._guard = guard or AddressGuard()
+        self._loading: dict[str, asyncio.Future[GrantContext | None]] = {}
 
     async def grant(self, grant_id: str) -> GrantContext | None:
         """The grant's request-path view: from the cache when fresh, else read off the loop."""
@@ -77,7 +78,16 @@ class Pipeline:
         cached = self._grants.cached(grant_id)
         if cached is not None:
             return cached
-        return await anyio.to_thread.run_sync(self._grants.resolve, grant_id)
+        # One load per grant at a time: when a popular grant's entry expires, the requests
+        # arriving meanwhile wait for that load instead of each starting their own.
+        loading = self._loading.get(grant_id)
+        if loading is None:
+            loading = asyncio.ensure_future(
+                anyio.to_thread.run_sync(self._grants.resolve, grant_id)
+            )
+            self._loading[grant_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(grant_id, None))
+        return await asyncio.shield(loading)
 
     async def authorize(self, use: UseRequest) -> Authorized:
         grant = await self.grant(use.grant_id)

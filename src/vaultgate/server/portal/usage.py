@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from vaultgate.server.audit.events import GRANT_USE
+from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import audit_events
 
 
@@ -22,5 +23,5 @@ def last_uses(engine: Engine, column: str, ids: Collection[str]) -> dict[str, da
         .where(col.in_(list(ids)), audit_events.c.event == GRANT_USE)
         .group_by(col)
     )
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return {str(key): when for key, when in conn.execute(query).all() if when is not None}

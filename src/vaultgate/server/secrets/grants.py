@@ -28,6 +28,7 @@ from vaultgate.server.secrets.errors import store_reads
 from vaultgate.server.secrets.models import GrantClone
 from vaultgate.server.secrets.specs import rules_from_doc
 from vaultgate.server.storage import tables as t
+from vaultgate.server.storage.engine import reading
 
 MAX_DEPTH = 5
 
@@ -67,7 +68,7 @@ class GrantService:
         return self._engine
 
     def get(self, grant_id: str) -> dict[str, Any]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             return self._public(_grant(conn, grant_id), conn)
 
     def update_policy(self, grant_id: str, raw: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -202,7 +203,7 @@ class GrantService:
             uuid.UUID(grant_id)
         except ValueError:
             return None
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             chain = _chain(conn, grant_id)
             if not chain:
                 return None

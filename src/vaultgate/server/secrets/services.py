@@ -33,6 +33,7 @@ from vaultgate.server.secrets.errors import store_reads
 from vaultgate.server.secrets.models import SecretCreate
 from vaultgate.server.secrets.specs import check_rules_fit, provider_of, resolve_spec, rules_to_doc
 from vaultgate.server.storage import tables as t
+from vaultgate.server.storage.engine import reading
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class SecretService:
         query = sa.select(t.secrets).where(t.secrets.c.deleted_at.is_(None))
         if app_id is not None:
             query = query.where(t.secrets.c.app_id == app_id)
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             if app_id is not None:
                 _require_app(conn, app_id)
             rows = conn.execute(query.order_by(t.secrets.c.created_at)).mappings().all()
@@ -158,7 +159,7 @@ class SecretService:
         return [{**secret_public(dict(r)), "grants": counts.get(r["id"], 0)} for r in rows]
 
     def get(self, secret_id: str) -> dict[str, Any]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             row = _live_secret(conn, secret_id)
             grants = (
                 conn.execute(
@@ -265,7 +266,7 @@ class SecretService:
             )
 
     def _load_sealed(self, secret_id: str, version: int) -> Sealed:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             row = (
                 conn.execute(
                     sa.select(t.secret_versions).where(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,23 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    # BEGIN IMMEDIATE: take the write lock at the start of a transaction, so two writers never
-    # deadlock on a lock upgrade (SQLite's default deferred BEGIN can).
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # BEGIN IMMEDIATE: a transaction that may write takes the write lock at its start, so two
+    # writers never deadlock on a lock upgrade (SQLite's default deferred BEGIN can). Reads
+    # opened with `reading()` stay deferred: in WAL mode they never wait for a writer, and
+    # taking the write lock for them would queue every read behind the audit trail's commits.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "vaultgate_read_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection for reads only (on SQLite it does not take the write lock)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})
+        yield conn
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
