@@ -31,14 +31,14 @@ class Row:
 
 
 def _measure(name: str, connections: int, pid: int | None, run: object) -> Row:
-    before = procs.cpu_seconds(pid) if pid else 0.0
+    before = procs.tree_cpu_seconds(pid) if pid else 0.0
     result: Result = run()  # type: ignore[operator]
     cpu = (
-        (procs.cpu_seconds(pid) - before) / result.requests * 1e6
+        (procs.tree_cpu_seconds(pid) - before) / result.requests * 1e6
         if pid and result.requests
         else None
     )
-    rss = procs.rss_mib(pid) if pid else None
+    rss = procs.tree_rss_mib(pid) if pid else None
     print(
         f"  {name:<28} c={connections:<3} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
         f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
@@ -51,6 +51,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--postgres", metavar="URL", default=None)
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("BENCH_WORKERS", "2")),
+        help="vault worker processes (default 2, one per core here)",
+    )
     args = parser.parse_args()
     if not load.wrk_available():
         sys.exit("wrk is not installed (apt-get install wrk); make bench installs it where it can")
@@ -59,7 +65,7 @@ def main() -> None:
     nginx = procs.start_nginx(up_port, ng_port)
     fallback = None if nginx else procs.start_python_upstream(up_port)
     origin = f"http://127.0.0.1:{up_port}"
-    vault = procs.start_vault(vault_port, origin, args.postgres)
+    vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
     rows: list[Row] = []
     try:
         rows = _run_all(vault, origin, nginx, secs)
@@ -183,7 +189,7 @@ def _memory(vault: procs.VaultProc, secs: int) -> list[Row]:
                 32,
                 Result(done, 1, 0, 0, 0),
                 None,
-                procs.rss_mib(vault.pid),
+                procs.tree_rss_mib(vault.pid),
             )
         )
     return out
@@ -201,6 +207,7 @@ def render(rows: list[Row], args: argparse.Namespace, have_nginx: bool) -> str:
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- python {platform.python_version()}; wrk {_wrk_version()}; "
         f"nginx {'yes' if have_nginx else 'absent'}",
+        f"- vault: `vaultgate serve --workers {args.workers}` (uvicorn, uvloop, httptools)",
         f"- database: {'PostgreSQL' if args.postgres else 'SQLite (WAL)'}; policy checks and "
         "durable "
         f"audit on; {args.seconds} s per measurement; upstream: "
