@@ -18,7 +18,7 @@ from vaultgate.server.api.deps import bearer, request_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
 from vaultgate.server.api.forward import inject
 from vaultgate.server.auth.keys import Principal
-from vaultgate.server.egress.client import capped
+from vaultgate.server.egress.client import UpstreamResponse, capped
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import parse_target
 from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, VaultError
@@ -119,6 +119,15 @@ async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authori
         rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started), error=exc.code)
         raise
 
+    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers]
+    raw_headers.append((b"x-request-id", use.request_id.encode()))
+    length = _content_length(upstream.headers)
+    if length is not None and length <= SMALL_BODY:
+        # A small answer of known length is read whole: the streaming machinery costs more
+        # than the copy (measured), and nothing is lost since the client waits for it anyway.
+        # Unknown lengths (chunked, SSE) and large bodies still stream.
+        return await _buffered(rt, use, auth, upstream, raw_headers, started)
+
     async def relay() -> AsyncIterator[bytes]:
         sent = 0
         error: str | None = None
@@ -139,21 +148,49 @@ async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authori
                 error=error,
             )
 
-    headers_out = [
-        (k, v)
-        for k, v in upstream.headers
-        if k.lower() != "content-length" or not _chunked(upstream.headers)
-    ]
     response = StreamingResponse(relay(), status_code=upstream.status)
-    response.raw_headers = [
-        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers_out
-    ]
-    response.raw_headers.append((b"x-request-id", use.request_id.encode()))
+    response.raw_headers = raw_headers
     return response
 
 
-def _chunked(headers: list[tuple[str, str]]) -> bool:
-    return any(k.lower() == "transfer-encoding" for k, _ in headers)
+SMALL_BODY = 64 * 1024
+
+
+async def _buffered(
+    rt: Runtime,
+    use: UseRequest,
+    auth: Authorized,
+    upstream: UpstreamResponse,
+    raw_headers: list[tuple[bytes, bytes]],
+    started: float,
+) -> Response:
+    error: str | None = None
+    content = b""
+    try:
+        content = await upstream.read(SMALL_BODY)
+    except VaultError as exc:
+        error = exc.code
+        raise
+    finally:
+        upstream.close()
+        rt.pipeline.record_outcome(
+            use,
+            auth,
+            status=upstream.status,
+            latency_ms=_ms(started),
+            bytes_out=len(content),
+            error=error,
+        )
+    response = Response(content, status_code=upstream.status)
+    response.raw_headers = raw_headers  # Content-Length among them, as the upstream sent it
+    return response
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == "content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def _ms(started: float) -> int:
