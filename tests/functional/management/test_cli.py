@@ -272,3 +272,54 @@ def test_serve_refuses_a_missing_key_file(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0 and "no master key" in result.stderr
+
+
+def test_serve_with_two_workers_serves_and_stops(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from support import free_port
+
+    data = tmp_path / "vault"
+    init = json.loads(
+        subprocess.run(
+            [*VAULTGATE, "init", "--data-dir", str(data), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*VAULTGATE, "serve", "--data-dir", str(data), "--port", str(port), "--workers", "2"],
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the workers did not come up"
+            time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {init['admin_key']}"}
+        # Every connection may land on either worker: each must know the same keys and data.
+        names = [f"app-{i}" for i in range(6)]
+        for name in names:
+            with httpx.Client(trust_env=False) as fresh:
+                created = fresh.post(f"{base}/v1/apps", json={"name": name}, headers=headers)
+                assert created.status_code == 201
+        with httpx.Client(trust_env=False) as client:
+            listed = client.get(f"{base}/v1/apps", headers=headers).json()["items"]
+            assert sorted(a["name"] for a in listed) == names
+            assert client.get(f"{base}/v1/audit/verify", headers=headers).json()["ok"] is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
