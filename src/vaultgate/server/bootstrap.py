@@ -9,7 +9,7 @@ from vaultgate.server.auth.users import create_user, generate_password
 from vaultgate.server.crypto import FileKeyProvider
 from vaultgate.server.keys_at_rest import load_keyring
 from vaultgate.server.runtime import Runtime
-from vaultgate.server.settings import Settings
+from vaultgate.server.settings import Settings, safe_url
 from vaultgate.server.storage.engine import create_engine, has_schema
 
 FIRST_USER = "admin@vaultgate.local"
@@ -32,7 +32,9 @@ def initialise(settings: Settings) -> InitResult:
     engine = create_engine(settings.db_url)
     try:
         if has_schema(engine):
-            raise AlreadyInitialised(f"the database at {settings.data_dir} is already initialised")
+            raise AlreadyInitialised(
+                f"the database {safe_url(settings.db_url)} is already initialised"
+            )
         if not settings.master_key and settings.key_file.exists():
             raise AlreadyInitialised(f"a master key file exists at {settings.key_file}")
         if settings.master_key:

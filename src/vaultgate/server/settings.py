@@ -44,7 +44,7 @@ class Settings:
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
         return (
-            f"Settings(data_dir={str(self.data_dir)!r}, database_url={_safe_url(self.db_url)!r}, "
+            f"Settings(data_dir={str(self.data_dir)!r}, database_url={safe_url(self.db_url)!r}, "
             f"master_key={shown!r}, host={self.host!r}, port={self.port})"
         )
 
@@ -62,7 +62,7 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The database URL without its password, for logs."""
     if "@" not in url or "://" not in url:
         return url
