@@ -21,23 +21,33 @@ MAX_NONCES = 1_000_000
 
 
 class NonceCache:
-    """Nonces seen in the last window, oldest first, bounded in size."""
+    """Nonces seen in the last window, by arrival, bounded in size.
+
+    When the bound forces out a nonce that is still inside the window, a replay of its request
+    could no longer be recognised; so every request signed at or before the newest timestamp
+    forced out is refused from then on (``floor``). Under normal load nothing is forced out.
+    """
 
     def __init__(self, window: int = WINDOW_SECONDS, max_entries: int = MAX_NONCES) -> None:
         self._window = window
         self._max = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()  # nonce -> (now, stamp)
+        self.floor = -1
 
-    def check_and_add(self, nonce: str, now: float) -> bool:
+    def check_and_add(self, nonce: str, now: float, stamp: int | None = None) -> bool:
         """True when the nonce is fresh (and is now remembered), False when it was seen."""
+        stamp = int(now) if stamp is None else stamp
         while self._seen:
-            oldest, seen_at = next(iter(self._seen.items()))
-            if seen_at >= now - self._window and len(self._seen) < self._max:
+            oldest, (seen_at, seen_stamp) = next(iter(self._seen.items()))
+            expired = seen_at < now - self._window
+            if not expired and len(self._seen) < self._max:
                 break
+            if not expired:
+                self.floor = max(self.floor, seen_stamp)
             self._seen.pop(oldest)
-        if nonce in self._seen:
+        if nonce in self._seen or stamp <= self.floor:
             return False
-        self._seen[nonce] = now
+        self._seen[nonce] = (now, stamp)
         return True
 
 
@@ -69,7 +79,7 @@ class SdkAuthenticator:
                 code="stale_request",
             )
         nonce = headers.get("x-alter-nonce", "")
-        if not self._nonces.check_and_add(nonce, now):
+        if not self._nonces.check_and_add(nonce, now, stamp):
             raise Unauthenticated(
                 "this request was already seen (nonce replay)", code="replayed_request"
             )
