@@ -6,7 +6,7 @@ import os
 
 import click
 
-from vaultgate.cli import local, remote
+from vaultgate.cli import apps, audit, grants, local, providers, secrets
 
 
 @click.group()
@@ -31,12 +31,12 @@ for command in (
     local.serve,
     local.master_key,
     local.users,
-    remote.apps,
-    remote.keys,
-    remote.secrets,
-    remote.grants,
-    remote.audit,
-    remote.providers,
+    apps.apps,
+    apps.keys,
+    secrets.secrets,
+    grants.grants,
+    audit.audit,
+    providers.providers,
 ):
     cli.add_command(command)
 

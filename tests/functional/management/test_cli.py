@@ -323,3 +323,25 @@ def test_serve_with_two_workers_serves_and_stops(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_audit_filter_flags_reach_list_and_export(sqlite_vault: Vault) -> None:
+    run(sqlite_vault, "apps", "create", "filter-a")
+    run(sqlite_vault, "apps", "create", "filter-b")
+    everything = json.loads(run(sqlite_vault, "audit", "list", "--json").stdout)
+    created = json.loads(
+        run(sqlite_vault, "audit", "list", "--event", "app:create", "--json").stdout
+    )
+    assert len(created) == 2 < len(everything)
+    assert {e["event"] for e in created} == {"app:create"}
+    exported = run(sqlite_vault, "audit", "export", "--event", "app:create").stdout
+    assert [json.loads(line)["seq"] for line in exported.splitlines()] == sorted(
+        e["seq"] for e in created
+    )
+    only_last = run(sqlite_vault, "audit", "list", "--until", created[0]["ts"], "--json").stdout
+    assert created[0]["seq"] not in {e["seq"] for e in json.loads(only_last)}
+
+
+def test_an_unknown_audit_outcome_flag_is_refused(sqlite_vault: Vault) -> None:
+    result = run(sqlite_vault, "audit", "list", "--outcome", "sideways", check=False)
+    assert result.returncode != 0 and "outcome" in result.stderr

@@ -1,0 +1,74 @@
+"""``vaultgate apps`` and ``vaultgate keys``: tenants and their API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vaultgate.cli.output import emit
+from vaultgate.cli.remote import api, json_option
+
+
+@click.group()
+def apps() -> None:
+    """Apps: the tenant boundary of grants and app keys."""
+
+
+@apps.command("create")
+@click.argument("name")
+@json_option
+@click.pass_context
+def apps_create(ctx: click.Context, name: str, as_json: bool) -> None:
+    emit(api(ctx).call("POST", "/v1/apps", json={"name": name}), as_json=as_json)
+
+
+@apps.command("list")
+@json_option
+@click.pass_context
+def apps_list(ctx: click.Context, as_json: bool) -> None:
+    emit(
+        api(ctx).call("GET", "/v1/apps")["items"],
+        as_json=as_json,
+        columns=["id", "name", "created_at"],
+    )
+
+
+@click.group()
+def keys() -> None:
+    """App API keys (alter_key_...): shown once at creation."""
+
+
+@keys.command("create")
+@click.argument("app_id")
+@click.option("--name", required=True)
+@click.option("--expires-at", default=None, help="ISO 8601 date-time with offset.")
+@json_option
+@click.pass_context
+def keys_create(
+    ctx: click.Context, app_id: str, name: str, expires_at: str | None, as_json: bool
+) -> None:
+    body: dict[str, Any] = {"name": name}
+    if expires_at:
+        body["expires_at"] = expires_at
+    emit(api(ctx).call("POST", f"/v1/apps/{app_id}/keys", json=body), as_json=as_json)
+
+
+@keys.command("list")
+@click.argument("app_id")
+@json_option
+@click.pass_context
+def keys_list(ctx: click.Context, app_id: str, as_json: bool) -> None:
+    emit(
+        api(ctx).call("GET", f"/v1/apps/{app_id}/keys")["items"],
+        as_json=as_json,
+        columns=["id", "name", "hint", "created_at", "expires_at", "revoked_at"],
+    )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    api(ctx).call("DELETE", f"/v1/keys/{key_id}")
+    click.echo(f"revoked key {key_id}")

@@ -1,0 +1,93 @@
+"""``vaultgate audit``: list, tail, export and verify the audit trail."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from vaultgate.cli.output import emit
+from vaultgate.cli.remote import api, json_option
+
+AUDIT_COLUMNS = ["seq", "ts", "event", "outcome", "code", "grant_id", "caller", "method", "url"]
+# Filter flags and the query parameters they become, in the order ``--help`` lists them.
+_FILTERS = {
+    "grant": "grant_id",
+    "app": "app_id",
+    "caller": "caller",
+    "event": "event",
+    "outcome": "outcome",
+    "since": "since",
+    "until": "until",
+}
+
+
+def audit_filters(fn: Any) -> Any:
+    # click lists options in the reverse order of their decorators, so add them last first.
+    for name in reversed(_FILTERS):
+        fn = click.option(f"--{name}", default=None)(fn)
+    return fn
+
+
+def _filter_params(flags: dict[str, Any]) -> dict[str, Any]:
+    return {param: flags[flag] for flag, param in _FILTERS.items() if flags[flag] is not None}
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail: list, tail, export, verify."""
+
+
+@audit.command("list")
+@audit_filters
+@click.option("--limit", type=int, default=50)
+@json_option
+@click.pass_context
+def audit_list(ctx: click.Context, /, limit: int, as_json: bool, **f: Any) -> None:
+    params = {**_filter_params(f), "limit": limit}
+    emit(
+        api(ctx).call("GET", "/v1/audit", params=params)["items"],
+        as_json=as_json,
+        columns=AUDIT_COLUMNS,
+    )
+
+
+@audit.command("tail")
+@click.option("--interval", type=float, default=2.0)
+@click.option("--count", type=int, default=0, help="Stop after this many polls (0: forever).")
+@click.pass_context
+def audit_tail(ctx: click.Context, interval: float, count: int) -> None:
+    """Print new events as they arrive, one JSON line each."""
+    client, last, polls = api(ctx), 0, 0
+    while True:
+        items = client.call("GET", "/v1/audit", params={"limit": 200})["items"]
+        for item in reversed(items):
+            if item["seq"] > last:
+                click.echo(json.dumps(item, default=str))
+        last = max([last, *(i["seq"] for i in items)])
+        polls += 1
+        if count and polls >= count:
+            return
+        time.sleep(interval)
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl")
+@audit_filters
+@click.pass_context
+def audit_export(ctx: click.Context, /, fmt: str, **f: Any) -> None:
+    text = api(ctx).call("GET", "/v1/audit/export", params=_filter_params(f))
+    click.echo(text or "", nl=False)
+
+
+@audit.command("verify")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """Check the hash chain; exits 1 and names the first bad event when it is broken."""
+    report = api(ctx).call("GET", "/v1/audit/verify")
+    emit(report, as_json=as_json)
+    if not report.get("ok"):
+        ctx.exit(1)
