@@ -6,10 +6,11 @@ thread pool.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from vaultgate.server.api.deps import AdminActor, Rt
@@ -116,57 +117,39 @@ def revoke_grant(grant_id: str, rt: Rt, actor: AdminActor) -> Response:
     return Response(status_code=204)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    """The query parameters that narrow both the audit listing and its export."""
+
+    grant_id: str | None = None
+    app_id: str | None = None
+    caller: str | None = None
+    event: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+AuditQuery = Annotated[AuditFilters, Depends()]
+
+
 @router.get("/audit")
 def list_audit(
     rt: Rt,
     _: AdminActor,
-    grant_id: str | None = None,
-    app_id: str | None = None,
-    caller: str | None = None,
-    event: str | None = None,
-    outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    filters: AuditQuery,
     limit: int = Query(default=100),
     cursor: str | None = None,
 ) -> dict[str, Any]:
     items, next_cursor = queries.list_events(
-        rt.engine,
-        grant_id=grant_id,
-        app_id=app_id,
-        caller=caller,
-        event=event,
-        outcome=outcome,
-        since=since,
-        until=until,
-        limit=limit,
-        cursor=cursor,
+        rt.engine, **asdict(filters), limit=limit, cursor=cursor
     )
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/audit/export")
-def export_audit(
-    rt: Rt,
-    _: AdminActor,
-    grant_id: str | None = None,
-    app_id: str | None = None,
-    caller: str | None = None,
-    event: str | None = None,
-    outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> StreamingResponse:
-    lines = queries.export_jsonl(
-        rt.engine,
-        grant_id=grant_id,
-        app_id=app_id,
-        caller=caller,
-        event=event,
-        outcome=outcome,
-        since=since,
-        until=until,
-    )
+def export_audit(rt: Rt, _: AdminActor, filters: AuditQuery) -> StreamingResponse:
+    lines = queries.export_jsonl(rt.engine, **asdict(filters))
     return StreamingResponse((line + "\n" for line in lines), media_type="application/x-ndjson")
 
 
