@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -11,9 +10,8 @@ from typing import Any
 
 import httpx
 
-from . import _audit
+from ._base import BaseVault
 from ._calls import RESERVED_HEADERS, Call, Params
-from ._config import check_api_key, check_caller, redact_key, resolve_base_url
 from ._errors import NetworkError, error_from_httpx
 from ._models import CallerType
 from ._protocol import (
@@ -21,9 +19,7 @@ from ._protocol import (
     PROXY_PATH,
     TOKEN_PATH,
     USER_AGENT,
-    Signer,
     TokenGrant,
-    no_cookies,
     proxy_payload,
     proxy_response,
     raise_for_provider,
@@ -32,14 +28,11 @@ from ._protocol import (
 )
 from ._transport import GRANT_EXTENSION, InjectingTransport
 
-logger = logging.getLogger("vaultgate")
 
-
-class AlterVault:
+class AlterVault(BaseVault):
     """Use stored credentials by grant id: ``async with AlterVault(api_key=...) as vault``.
 
-    Two HTTP clients: one to the vault, carrying the API key, and one to providers, which
-    never does. Neither follows redirects.
+    Settings, signing and client options come from ``BaseVault``; this class only sends.
     """
 
     def __init__(
@@ -54,33 +47,17 @@ class AlterVault:
         upstream_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        key = check_api_key(api_key)
-        self.base_url = resolve_base_url(base_url, env)
-        self.timeout = timeout
-        self._signer = Signer(key, check_caller(caller), str(caller_type))
-        self._vault = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=self._signer.default_headers(),
+        super().__init__(
+            api_key,
+            caller=caller,
+            caller_type=caller_type,
+            base_url=base_url,
             timeout=timeout,
-            transport=transport,
-            trust_env=False,
-            cookies=no_cookies(),
+            env=env,
         )
-        # Injection happens in the transport; see _transport. A given transport is also why
-        # env proxies do not apply to provider calls (pass a proxying transport instead).
+        self._vault = httpx.AsyncClient(**self._vault_options(transport))
         inner = upstream_transport or httpx.AsyncHTTPTransport()
-        self._upstream = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT},
-            timeout=timeout,
-            transport=InjectingTransport(inner),
-            trust_env=False,
-            cookies=no_cookies(),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"AlterVault(base_url={self.base_url!r}, api_key={redact_key(self._signer.api_key)!r})"
-        )
+        self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
 
     async def __aenter__(self) -> AlterVault:
         return self
@@ -211,10 +188,6 @@ class AlterVault:
         finally:
             await response.aclose()
 
-    @property
-    def _key(self) -> str:
-        return self._signer.api_key
-
     async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
         request = self._signer.build(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
@@ -242,18 +215,12 @@ class AlterVault:
         started: float,
     ) -> None:
         """Awaited, but best effort like the official client: a failure is logged, never raised."""
-        outgoing.extensions.pop(GRANT_EXTENSION, None)
-        latency_ms = int((time.monotonic() - started) * 1000)
-        body = _audit.report(call, grant, outgoing, response, latency_ms)
+        body = self._audit_body(call, grant, outgoing, response, started)
         try:
-            answer = await self._send_vault(AUDIT_PATH, body, call)
+            answer: httpx.Response | NetworkError = await self._send_vault(AUDIT_PATH, body, call)
         except NetworkError as exc:
-            logger.warning("vaultgate: the audit report was not delivered: %s", exc)
-            return
-        if not answer.is_success:
-            logger.warning(
-                "vaultgate: the vault refused the audit report: HTTP %d", answer.status_code
-            )
+            answer = exc
+        self._audit_outcome(answer)
 
 
 Vault = AlterVault

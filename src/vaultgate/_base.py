@@ -1,0 +1,103 @@
+"""What ``AlterVault`` and ``SyncVault`` share: checked settings, the signer, client options.
+
+The twins differ only in how they send (an async or a blocking httpx client, and the awaits), so
+everything decided before or after a send lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from . import _audit
+from ._calls import Call
+from ._config import check_api_key, check_caller, redact_key, resolve_base_url
+from ._errors import NetworkError
+from ._models import CallerType
+from ._protocol import USER_AGENT, Signer, TokenGrant, no_cookies
+from ._transport import GRANT_EXTENSION
+
+logger = logging.getLogger("vaultgate")
+
+Transport = httpx.BaseTransport | httpx.AsyncBaseTransport
+
+
+class BaseVault:
+    """Two HTTP clients: one to the vault, carrying the API key, and one to providers, which
+    never does. Neither follows redirects.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        caller: str | None,
+        caller_type: CallerType,
+        base_url: str | None,
+        timeout: float,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        key = check_api_key(api_key)
+        self.base_url = resolve_base_url(base_url, env)
+        self.timeout = timeout
+        self._signer = Signer(key, check_caller(caller), str(caller_type))
+
+    def __repr__(self) -> str:
+        key = redact_key(self._key)
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
+
+    @property
+    def _key(self) -> str:
+        return self._signer.api_key
+
+    def _vault_options(self, transport: Transport | None) -> dict[str, Any]:
+        """Keyword arguments of the httpx client that talks to the vault."""
+        return {
+            "base_url": self.base_url,
+            "headers": self._signer.default_headers(),
+            "timeout": self.timeout,
+            "transport": transport,
+            "trust_env": False,
+            "cookies": no_cookies(),
+        }
+
+    def _upstream_options(self, injecting: Transport) -> dict[str, Any]:
+        """Keyword arguments of the httpx client that talks to providers.
+
+        Injection happens in the transport; see _transport. A given transport is also why env
+        proxies do not apply to provider calls (pass a proxying transport instead).
+        """
+        return {
+            "headers": {"User-Agent": USER_AGENT},
+            "timeout": self.timeout,
+            "transport": injecting,
+            "trust_env": False,
+            "cookies": no_cookies(),
+        }
+
+    @staticmethod
+    def _audit_body(
+        call: Call,
+        grant: TokenGrant,
+        outgoing: httpx.Request,
+        response: httpx.Response | None,
+        started: float,
+    ) -> dict[str, Any]:
+        """The retrieve-mode report; the grant leaves the request first, so nothing keeps it."""
+        outgoing.extensions.pop(GRANT_EXTENSION, None)
+        latency_ms = int((time.monotonic() - started) * 1000)
+        return _audit.report(call, grant, outgoing, response, latency_ms)
+
+    @staticmethod
+    def _audit_outcome(answer: httpx.Response | NetworkError) -> None:
+        """Best effort like the official client: a report that did not land is only logged."""
+        if isinstance(answer, NetworkError):
+            logger.warning("vaultgate: the audit report was not delivered: %s", answer)
+        elif not answer.is_success:
+            logger.warning(
+                "vaultgate: the vault refused the audit report: HTTP %d", answer.status_code
+            )
