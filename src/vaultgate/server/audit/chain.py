@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -29,7 +29,12 @@ def _timestamp(value: Any) -> Any:
         return value
     if value.tzinfo is None:
         raise ValueError("naive datetime in an audit event")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:
+        # strftime's %Y does not pad years below 1000 where isoformat does: keep the old bytes.
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is the cheaper spelling of the same text (it ends in "+00:00" for UTC).
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -43,6 +48,13 @@ def canonical(record: Mapping[str, Any]) -> bytes:
     return _ENCODER.encode(body).encode()
 
 
+def _canonical_values(values: Sequence[Any], seq: int, prev_hash: str) -> bytes:
+    """`canonical` of an event given as its values in EVENT_FIELDS order (no mapping built)."""
+    body = dict(zip(CHAINED_FIELDS, (*values, seq, prev_hash), strict=True))
+    body["ts"] = _timestamp(body["ts"])
+    return _ENCODER.encode(body).encode()
+
+
 _ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -51,16 +63,25 @@ def event_hash(record: Mapping[str, Any]) -> str:
 
 
 def event_mac(key: bytes, digest: str) -> str:
-    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C path: the same MAC as hmac.new(...) at a fraction of the cost.
+    return hmac.digest(key, digest.encode("ascii"), "sha256").hex()
+
+
+def chain_values(values: Sequence[Any], *, seq: int, prev_hash: str, key: bytes) -> tuple[str, str]:
+    """(hash, mac) of the event whose EVENT_FIELDS ``values`` are placed at ``seq``.
+
+    The writer's path: it seals from `AuditEvent.values` without building a row mapping.
+    """
+    digest = hashlib.sha256(_canonical_values(values, seq, prev_hash)).hexdigest()
+    return digest, event_mac(key, digest)
 
 
 def seal(event: AuditEvent, *, seq: int, prev_hash: str, key: bytes) -> dict[str, Any]:
     """The full ``audit_events`` row for ``event`` placed at ``seq`` after ``prev_hash``."""
-    row = event.as_dict()
-    row["seq"] = seq
-    row["prev_hash"] = prev_hash
-    row["hash"] = event_hash(row)
-    row["mac"] = event_mac(key, row["hash"])
+    values = event.values()
+    digest, mac = chain_values(values, seq=seq, prev_hash=prev_hash, key=key)
+    row = dict(zip(EVENT_FIELDS, values, strict=True))
+    row.update(seq=seq, prev_hash=prev_hash, hash=digest, mac=mac)
     return row
 
 
@@ -99,7 +120,7 @@ class Head:
 
 def _head_mac(key: bytes, seq: int, digest: str) -> str:
     # Domain-separated from event MACs so an event's mac can never pass as a head's.
-    return hmac.new(key, f"{HEAD_KEY}:{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{HEAD_KEY}:{seq}:{digest}".encode(), "sha256").hex()
 
 
 @dataclass(frozen=True, slots=True)

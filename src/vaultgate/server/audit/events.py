@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import re
 import uuid
 from collections.abc import Iterable
@@ -216,7 +217,12 @@ class AuditEvent:
         return cls(id=str(uuid.uuid4()), ts=ts, event=event, outcome=outcome, **fields)
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in EVENT_FIELDS}
+        return dict(zip(EVENT_FIELDS, _VALUES(self), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """Every field's value in EVENT_FIELDS order (the column order the writer inserts)."""
+        return _VALUES(self)
 
 
 EVENT_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(AuditEvent))
+_VALUES: Final = operator.attrgetter(*EVENT_FIELDS)
