@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import os
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,6 +152,26 @@ def clean_details(value: Any, *, depth: int = 0) -> Any:
 _NUMBERS: Final = ("upstream_status", "latency_ms")
 
 
+_CAP_LIMITS: Final = tuple(_CAPS.values())
+
+
+def _clean_texts(values: tuple[Any, ...], unsafe: re.Pattern[str] = _CONTROL) -> bool:
+    """Whether ``values`` (one per `_CAPS` field, None allowed) are text that needs no cleaning.
+
+    Every event of every request passes here, so the checks run in C: one search over all the
+    text (a joined string holds a control character exactly when a piece does), and the
+    lengths compared pairwise with the caps.
+    """
+    texts = ["" if value is None else value for value in values]
+    try:
+        joined = "".join(texts)
+    except TypeError:  # something other than text
+        return False
+    if unsafe.search(joined):
+        return False
+    return not any(map(operator.gt, map(len, texts), _CAP_LIMITS))
+
+
 def _fits_int32(value: object) -> bool:
     return value is None or (type(value) is int and -(2**31) < value < 2**31)
 
@@ -188,24 +208,30 @@ class AuditEvent:
             raise ValueError(f"unknown audit outcome {self.outcome!r}")
         if not self.event:
             raise ValueError("audit event name is empty")
+        if not _clean_texts(_CAPPED_VALUES(self)):
+            self._refuse_text()
+        if not (_fits_int32(self.upstream_status) and _fits_int32(self.latency_ms)):
+            name = "latency_ms" if _fits_int32(self.upstream_status) else "upstream_status"
+            raise ValueError(f"audit field {name} must be a 32-bit int")
+
+    def _refuse_text(self) -> None:
         for name, cap in _CAPS.items():
             text = getattr(self, name)
             if text is None:
                 continue
             if not isinstance(text, str) or len(text) > cap or _CONTROL.search(text):
                 raise ValueError(f"audit field {name} is not clean text of at most {cap} chars")
-        for name in _NUMBERS:
-            if not _fits_int32(getattr(self, name)):
-                raise ValueError(f"audit field {name} must be a 32-bit int")
 
     @classmethod
     def new(
         cls, *, event: str, outcome: str, now: datetime | None = None, **fields: Any
     ) -> AuditEvent:
         """A fresh event: a new id, ``ts`` from ``now`` (or the clock), every text field cleaned."""
-        for name, cap in _CAPS.items():
-            if fields.get(name) is not None:
-                fields[name] = clean_text(str(fields[name]), cap)
+        texts = tuple(fields.get(name) for name in _CAPS)
+        if not _clean_texts(texts, unsafe=_UNSAFE):
+            for name, value in zip(_CAPS, texts, strict=True):
+                if value is not None:
+                    fields[name] = clean_text(str(value), _CAPS[name])
         for name in _NUMBERS:
             # Numbers can come from a client (an SDK's outcome report): one that cannot be
             # stored is left out rather than turned into a 500.
@@ -214,7 +240,7 @@ class AuditEvent:
         if fields.get("details") is not None:
             fields["details"] = clean_details(fields["details"])
         ts = (now or datetime.now(UTC)).astimezone(UTC)
-        return cls(id=str(uuid.uuid4()), ts=ts, event=event, outcome=outcome, **fields)
+        return cls(id=new_id(), ts=ts, event=event, outcome=outcome, **fields)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(zip(EVENT_FIELDS, _VALUES(self), strict=True))
@@ -226,3 +252,13 @@ class AuditEvent:
 
 EVENT_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(AuditEvent))
 _VALUES: Final = operator.attrgetter(*EVENT_FIELDS)
+_CAPPED_VALUES: Final = operator.attrgetter(*_CAPS)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, at half the cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    hexa = raw.hex()
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"

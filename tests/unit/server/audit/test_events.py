@@ -1,4 +1,5 @@
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,7 @@ from vaultgate.server.audit.events import (
     TRUNCATED,
     AuditEvent,
     clean_text,
+    new_id,
     redact_url,
 )
 
@@ -92,6 +94,21 @@ def test_new_gives_each_event_its_own_id() -> None:
     assert len(ids) == 50
 
 
+def test_new_ids_are_version_4_uuids_in_canonical_text() -> None:
+    for _ in range(200):
+        text = new_id()
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4
+        assert str(parsed) == text
+
+
+def test_new_cleans_text_only_where_needed_and_keeps_clean_text_as_is() -> None:
+    clean = AuditEvent.new(event=GRANT_USE, outcome=ALLOWED, caller="agent", reason="plain é")
+    assert (clean.caller, clean.reason) == ("agent", "plain é")
+    mixed = AuditEvent.new(event=GRANT_USE, outcome=ALLOWED, caller="agent", reason="a\\b", mode=7)
+    assert (mixed.caller, mixed.reason, mixed.mode) == ("agent", "a\\\\b", "7")
+
+
 def test_new_caps_fields_to_their_columns() -> None:
     event = AuditEvent.new(event=GRANT_USE, outcome=ALLOWED, caller="c" * 10_000, reason="r" * 5000)
     assert event.caller is not None
@@ -110,6 +127,9 @@ def test_new_caps_fields_to_their_columns() -> None:
         {"caller": "x" * 256},
         {"latency_ms": 2**40},
         {"upstream_status": "200"},
+        {"caller": 42},
+        {"method": "GET", "url": "ok", "mode": "m" * 17},
+        {"code": "ok", "request_id": "id\u2028"},
     ],
 )
 def test_direct_construction_refuses_what_the_store_would_reject(bad: dict[str, object]) -> None:
