@@ -217,6 +217,25 @@ def test_a_replayed_request_is_401_the_second_time(
     assert "access_token" not in again.text
 
 
+def test_a_replay_with_a_fresh_nonce_header_put_in_front_is_401(
+    shared_vault: Vault, tenant: Tenant, grants: dict[str, str], origin: Upstream
+) -> None:
+    """A repeated header counts once, the first: the signature and the replay check agree."""
+    from vaultgate.injection.signing import sign_request
+
+    body = json.dumps(_token_payload(grants["bearer"], origin)).encode()
+    now, nonce = int(time.time()), "c" * 32
+    signed = sign_request(tenant.key, "POST", "/sdk/token", body, now=now, nonce=nonce)
+    headers = [*signed.items(), ("x-api-key", tenant.key), ("content-type", "application/json")]
+    url = shared_vault.base_url + "/sdk/token"
+    first = httpx.post(url, content=body, headers=headers, trust_env=False)
+    replay = [("X-Alter-Nonce", "f" * 32), *headers]
+    again = httpx.post(url, content=body, headers=replay, trust_env=False)
+    assert first.status_code == 200, first.text
+    assert again.status_code == 401, again.text
+    assert "access_token" not in again.text
+
+
 def test_a_signature_made_with_another_key_is_401(
     shared_vault: Vault, tenant: Tenant, grants: dict[str, str], origin: Upstream
 ) -> None:

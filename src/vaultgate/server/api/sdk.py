@@ -10,7 +10,6 @@ import base64
 import binascii
 import json
 import time
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,9 +17,9 @@ from starlette.responses import Response
 
 from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
-from vaultgate.server.api.deps import request_ip, runtime
+from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered
-from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target, parse_target
@@ -42,7 +41,22 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes]:
+def _header_map(request: Request) -> dict[str, str]:
+    """The request's headers decoded once; of a repeated name the first counts.
+
+    Starlette's ``request.headers`` decodes every header again on each lookup, and the
+    signature check alone makes a dozen. One map also means the signature is checked over the
+    very nonce and timestamp that the replay check then records.
+    """
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes, dict[str, str]]:
     rt = runtime(request)
     body = await request.body()
     path = request.scope["path"]
@@ -51,8 +65,9 @@ async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes]:
         path = path[len(root) :]
     query = request.scope.get("query_string", b"").decode("latin-1")
     signed_path = f"{path}?{query}" if query else path
-    principal = rt.sdk_auth.authenticate(request.method, signed_path, body, request.headers)
-    return rt, principal, body
+    headers = _header_map(request)
+    principal = rt.sdk_auth.authenticate(request.method, signed_path, body, headers)
+    return rt, principal, body, headers
 
 
 def _payload(body: bytes) -> dict[str, Any]:
@@ -84,26 +99,26 @@ def _str_field(
 
 def _use(
     request: Request,
+    headers: dict[str, str],
     principal: Principal,
     grant_id: str,
     method: str,
     target: Target,
     mode: Mode,
     reason: str | None,
-    display_url: str,
 ) -> UseRequest:
-    caller = request.headers.get("x-alter-caller")
+    trusted = runtime(request).settings.trusted_proxies
     return UseRequest(
         principal=principal,
         grant_id=grant_id,
         method=method,
         target=target,
         mode=mode,
-        caller=caller,
+        caller=headers.get("x-alter-caller"),
         reason=reason,
-        client_ip=request_ip(request),
-        request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-        display_url=display_url,
+        client_ip=client_ip(request.scope.get("client"), headers.get("x-forwarded-for"), trusted),
+        request_id=headers.get("x-request-id") or new_id(),
+        display_url=target.url,
     )
 
 
@@ -125,7 +140,7 @@ def _method(value: object) -> str:
 
 @router.post("/token")
 async def token(request: Request) -> Response:
-    rt, principal, body = await _authenticate(request)
+    rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
     grant_id = _grant_id(data)
     req = data.get("request")
@@ -135,7 +150,7 @@ async def token(request: Request) -> Response:
     url = _str_field(req, "url", cap=65536)
     target = parse_target(str(url))
     reason = _str_field(data, "reason", required=False)
-    use = _use(request, principal, grant_id, method, target, "retrieve", reason, target.url)
+    use = _use(request, headers, principal, grant_id, method, target, "retrieve", reason)
     auth = await rt.pipeline.authorize(use)
     aws = auth.grant.aws or {}
     try:
@@ -186,26 +201,26 @@ def _str_map(data: dict[str, Any], name: str) -> dict[str, str]:
 
 @router.post("/proxy")
 async def proxy(request: Request) -> Response:
-    rt, principal, body = await _authenticate(request)
+    rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
     grant_id = _grant_id(data)
     method = _method(data.get("method"))
     target = parse_target(str(_str_field(data, "url", cap=65536)))
-    headers = _str_map(data, "headers")
+    outgoing = _str_map(data, "headers")
     query = _str_map(data, "query_params")
     content = _proxy_body(data)
     if (
         content is not None
         and "body" in data
-        and not any(k.lower() == "content-type" for k in headers)
+        and not any(k.lower() == "content-type" for k in outgoing)
     ):
-        headers["Content-Type"] = "application/json"
+        outgoing["Content-Type"] = "application/json"
     reason = _str_field(data, "reason", required=False)
-    use = _use(request, principal, grant_id, method, target, "proxy", reason, target.url)
+    use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
     auth = await rt.pipeline.authorize(use)
     started = time.monotonic()
     result = await forward_buffered(
-        rt, use, auth, list(headers.items()), list(query.items()), content
+        rt, use, auth, list(outgoing.items()), list(query.items()), content
     )
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return _json(result, headers={"X-Request-ID": use.request_id})
@@ -214,7 +229,7 @@ async def proxy(request: Request) -> Response:
 @router.post("/oauth/audit/api-call")
 async def audit_api_call(request: Request) -> Response:
     """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
-    rt, principal, body = await _authenticate(request)
+    rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
     grant_id = _grant_id(data)
     grant = await rt.pipeline.grant(grant_id)
@@ -229,7 +244,7 @@ async def audit_api_call(request: Request) -> Response:
         now=rt.clock(),
         app_id=principal.app_id,
         key_id=principal.key_id,
-        caller=request.headers.get("x-alter-caller"),
+        caller=headers.get("x-alter-caller"),
         source_ip=request_ip(request),
         grant_id=grant.grant_id,
         secret_id=grant.secret_id,
