@@ -13,6 +13,7 @@ substitution.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import string
 from collections.abc import Iterable, Mapping
@@ -33,7 +34,9 @@ MAX_TEMPLATE_LENGTH: Final = 1024
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FORBIDDEN_CHARS: Final = ("\r", "\n", "\x00")
+_FORBIDDEN: Final = re.compile("[\r\n\x00]")
+# Controls but tab, and DEL: what an HTTP/1.1 header value cannot carry (ASCII is checked apart).
+_NOT_IN_HEADER: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 3986 pchar minus the unreserved set quote() keeps anyway; "/" is not among them.
 _PCHAR: Final = ":@!$&'()*+,;="
 
@@ -111,23 +114,7 @@ class InjectionRules:
 
 def placeholders(template: str, *, field: str = "template") -> set[str]:
     """The credential fields a template names; raises `InjectionRuleError` on a bad template."""
-    _check_text(template, field, MAX_TEMPLATE_LENGTH)
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError:
-        raise InjectionRuleError(field, "unbalanced '{' or '}' in template") from None
-    names: set[str] = set()
-    for literal, name, spec, conversion in parsed:
-        if "{" in literal or "}" in literal:
-            raise InjectionRuleError(field, "literal braces are not supported in templates")
-        if name is None:
-            continue
-        if not _IDENTIFIER.fullmatch(name):
-            raise InjectionRuleError(field, f"placeholder {{{name}}} is not a field name")
-        if spec or conversion:
-            raise InjectionRuleError(field, f"placeholder {{{name}}} takes no format or conversion")
-        names.add(name)
-    return names
+    return {name for _, name in template_pieces(template, field) if name is not None}
 
 
 def render(template: str, credential: Mapping[str, str], *, field: str = "template") -> str:
@@ -135,19 +122,52 @@ def render(template: str, credential: Mapping[str, str], *, field: str = "templa
 
     Refuses a missing field and a value carrying CR, LF or NUL (header splitting).
     """
-    placeholders(template, field=field)  # validates the grammar before any value is touched
     out: list[str] = []
-    for literal, name, _, _ in string.Formatter().parse(template):
+    # template_pieces checks the grammar before any value is touched.
+    for literal, name in template_pieces(template, field):
         out.append(literal)
         if name is None:
             continue
         if name not in credential:
             raise InjectionRuleError(field, f"the credential has no field {name!r}")
         value = credential[name]
-        if any(char in value for char in _FORBIDDEN_CHARS):
+        if _FORBIDDEN.search(value):
             raise InjectionRuleError(field, f"credential field {name!r} contains CR, LF or NUL")
         out.append(value)
     return "".join(out)
+
+
+def template_pieces(template: str, field: str) -> tuple[tuple[str, str | None], ...]:
+    """(literal, placeholder name or None) pairs of a valid template."""
+    _check_text(template, field, MAX_TEMPLATE_LENGTH)
+    parsed = _parse(template)
+    if isinstance(parsed, str):
+        raise InjectionRuleError(field, parsed)
+    return parsed
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(template: str) -> tuple[tuple[str, str | None], ...] | str:
+    """The template's pieces, or what is wrong with it.
+
+    Cached: the same few templates are rendered on every request of every grant, and parsing
+    costs more than rendering. The problem is returned rather than raised so that it is cached
+    too and the caller can name its own field.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return "unbalanced '{' or '}' in template"
+    pieces: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in parsed:
+        if "{" in literal or "}" in literal:
+            return "literal braces are not supported in templates"
+        if name is not None and not _IDENTIFIER.fullmatch(name):
+            return f"placeholder {{{name}}} is not a field name"
+        if name is not None and (spec or conversion):
+            return f"placeholder {{{name}}} takes no format or conversion"
+        pieces.append((literal, name))
+    return tuple(pieces)
 
 
 def template_fields(credential: Credential) -> dict[str, str]:
@@ -236,7 +256,7 @@ def _check_header_name(name: str, where: str) -> str:
 def _check_text(text: str, where: str, limit: int) -> None:
     if not isinstance(text, str):
         raise InjectionRuleError(where, "must be a string")
-    if any(char in text for char in _FORBIDDEN_CHARS):
+    if _FORBIDDEN.search(text):
         raise InjectionRuleError(where, "contains CR, LF or NUL")
     if len(text) > limit:
         raise InjectionRuleError(where, f"longer than {limit} characters")
@@ -299,9 +319,7 @@ def _header_value(value: str, where: str) -> str:
     Checked here so that a credential with, say, an accented username fails as a rule error
     rather than as an encoding error deep in the HTTP client.
     """
-    if not value.isascii() or any(
-        (char < " " and char != "\t") or char == "\x7f" for char in value
-    ):
+    if not value.isascii() or _NOT_IN_HEADER.search(value):
         raise InjectionRuleError(where, "renders characters a header value cannot carry")
     return value
 

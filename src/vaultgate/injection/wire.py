@@ -10,7 +10,6 @@ The official SDK knows one mechanism: ``injection_format`` with its first ``{tok
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -28,6 +27,7 @@ from vaultgate.injection.rules import (
     injected_query_names,
     rendered,
     template_fields,
+    template_pieces,
     validate_rules,
 )
 from vaultgate.injection.sigv4 import (
@@ -104,7 +104,7 @@ def _main_token(template: str, credential: Credential, value: str) -> tuple[str,
     """
     # Literal braces are refused by the template grammar, so the one placeholder is the only
     # brace pair and a plain replace turns it into the SDK's {token}.
-    names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    names = [name for _, name in template_pieces(template, "injection.format") if name is not None]
     if len(names) == 1:
         bare = template_fields(credential)[names[0]]
         fmt = template.replace("{" + names[0] + "}", "{token}", 1)

@@ -205,6 +205,16 @@ def test_render_refuses_attribute_index_and_conversion(template: str) -> None:
         render(template, BEARER)
 
 
+def test_a_bad_template_is_refused_every_time_under_the_field_that_used_it() -> None:
+    for field in ("injection.format", "injection.additional[0].value", "injection.format"):
+        with pytest.raises(InjectionRuleError) as caught:
+            placeholders("Bearer {token!r}", field=field)
+        assert caught.value.field == field
+        with pytest.raises(InjectionRuleError) as caught:
+            render("Bearer {token!r}", {"token": "t"}, field=field)
+        assert caught.value.field == field
+
+
 def test_template_fields_adds_basic_for_basic_credentials() -> None:
     fields = template_fields(BASIC)
     assert base64.b64decode(fields["basic"]) == b"ann@example.com/token:p4ss:word"
@@ -346,13 +356,20 @@ def test_strip_query_keeps_other_params_and_urls_without_query() -> None:
     assert strip_query("https://h/p?key=1", {"key"}) == "https://h/p"
 
 
-@pytest.mark.parametrize("value", ["Jos\u00e9", "a\x01b", "a\x7fb"])
+@pytest.mark.parametrize("value", ["Jos\u00e9", "a\x01b", "a\x7fb", "a\x1fb", "\x08"])
 def test_header_values_must_be_visible_ascii(value: str) -> None:
     cred = Credential("api_key", {"token": value})
     with pytest.raises(InjectionRuleError) as caught:
         apply_rules(default_rules("api_key"), cred, httpx.Headers(), [])
     assert caught.value.field == "injection.format"
     assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["a\tb", '~ !"#', "a" * 200])
+def test_header_values_may_hold_tabs_spaces_and_visible_ascii(value: str) -> None:
+    headers = httpx.Headers()
+    apply_rules(default_rules("api_key"), Credential("api_key", {"token": value}), headers, [])
+    assert headers["x-api-key"] == value
 
 
 def test_query_values_may_be_any_text() -> None:
