@@ -361,6 +361,30 @@ def apply_rules(
             params.append((item.name, item.value))
 
 
+def apply_rules_to_pairs(
+    rules: InjectionRules,
+    credential: Credential,
+    headers: list[tuple[str, str]],
+    params: list[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """`apply_rules` on a plain header list (the server's proxy path): the new header list.
+
+    Same removals and order as `apply_rules` (an ``httpx.Headers`` appends a name it no longer
+    holds), without building a case-insensitive multi-dict for one request. ``params`` is
+    changed in place; on failure neither list is.
+    """
+    values = rendered(rules, credential)
+    removed = {*CALLER_HEADERS_REMOVED, *injected_header_names(rules)}
+    out = [(name, value) for name, value in headers if name.lower() not in removed]
+    for item in values:
+        if item.target == "header":
+            out.append((item.name, item.value))
+        else:
+            params[:] = [pair for pair in params if pair[0] != item.name]
+            params.append((item.name, item.value))
+    return out
+
+
 def apply_path(rules: InjectionRules, credential: Credential, path: str) -> str:
     """``path`` (as sent on the wire) behind the rendered ``path_prefix``, if the rules have one.
 

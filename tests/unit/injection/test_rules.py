@@ -13,6 +13,7 @@ from vaultgate.injection.rules import (
     InjectionRuleError,
     InjectionRules,
     apply_rules,
+    apply_rules_to_pairs,
     default_rules,
     placeholders,
     render,
@@ -377,3 +378,51 @@ def test_query_values_may_be_any_text() -> None:
     rules = InjectionRules(additional=(rule("query", "key", "{token}"),))
     apply_rules(rules, Credential("api_key", {"token": "Jos\u00e9\tx"}), httpx.Headers(), params)
     assert params == [("key", "Jos\u00e9\tx")]
+
+
+PAIR_CASES = [
+    (default_rules("bearer"), BEARER),
+    (default_rules("basic"), BASIC),
+    (InjectionRules(header="X-Api-Key", format="Key {token}"), BEARER),
+    (
+        InjectionRules(
+            header="Authorization",
+            format="Bearer {token}",
+            additional=(
+                rule("header", "anthropic-version", "2023-06-01"),
+                rule("query", "key", "{token}"),
+                rule("header", "X-Blank", ""),
+            ),
+        ),
+        BEARER,
+    ),
+]
+
+
+@pytest.mark.parametrize(("rules", "credential"), PAIR_CASES)
+def test_apply_rules_to_pairs_does_what_apply_rules_does(
+    rules: InjectionRules, credential: Credential
+) -> None:
+    caller = [
+        ("authorization", "Bearer caller"),
+        ("COOKIE", "c=1"),
+        ("x-api-key", "mine"),
+        ("Anthropic-Version", "old"),
+        ("accept", "a"),
+        ("accept", "b"),
+    ]
+    params_a, params_b = [("key", "caller"), ("q", "1")], [("key", "caller"), ("q", "1")]
+    headers = httpx.Headers(caller)
+    apply_rules(rules, credential, headers, params_a)
+    pairs = apply_rules_to_pairs(rules, credential, caller, params_b)
+    assert [(k.lower(), v) for k, v in pairs] == headers.multi_items()
+    assert params_b == params_a
+
+
+def test_apply_rules_to_pairs_changes_nothing_when_a_value_cannot_render() -> None:
+    caller, params = [("accept", "a")], [("q", "1")]
+    with pytest.raises(InjectionRuleError):
+        apply_rules_to_pairs(
+            default_rules("api_key"), Credential("api_key", {"token": "a\x01"}), caller, params
+        )
+    assert (caller, params) == ([("accept", "a")], [("q", "1")])

@@ -13,9 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
-
-from vaultgate.injection.rules import InjectionRuleError, apply_path, apply_rules
+from vaultgate.injection.rules import InjectionRuleError, apply_path, apply_rules_to_pairs
 from vaultgate.injection.sigv4 import AwsCredentials, detect_region_service, sign_outgoing
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
@@ -51,10 +49,14 @@ def inject(
     Policy was decided on the caller's path; a ``path_prefix`` (a key in the URL path) is put in
     front only here, so a glob never has to, and never can, mention the credential.
     """
-    out = httpx.Headers(
-        [(k, v) for k, v in strip_hop_by_hop(headers) if k.lower() not in _VAULT_HEADERS]
-    )
-    target = replace(target, path=normalize_path(target.path))
+    out = [
+        (lower, v)
+        for k, v in strip_hop_by_hop(headers)
+        if (lower := k.lower()) not in _VAULT_HEADERS
+    ]
+    path = normalize_path(target.path)
+    if path != target.path:
+        target = replace(target, path=path)
     rules, credential = auth.grant.rules, auth.credential
     if rules.sigv4:
         return _sigv4(auth, method, target, out, extra_query, body or b"", now)
@@ -62,22 +64,24 @@ def inject(
     before = list(params)
     params.extend(extra_query)
     try:
-        apply_rules(rules, credential, out, params)
-        target = replace(target, path=apply_path(rules, credential, target.path))
+        out = apply_rules_to_pairs(rules, credential, out, params)
+        if rules.path_prefix is not None:
+            target = replace(target, path=apply_path(rules, credential, target.path))
     except InjectionRuleError as exc:
         # Rules are checked when stored; this is a credential they cannot render. The message
         # names the rule, never a value.
         raise Unprocessable(exc.message, code="injection_failed", field=exc.field) from None
     if params != before:
         target = replace(target, query=urlencode(params))
-    return target, list(out.multi_items())
+    # Lower-case names throughout (the injected ones too), as httpx.Headers used to hand them on.
+    return target, [(name.lower(), value) for name, value in out]
 
 
 def _sigv4(
     auth: Authorized,
     method: str,
     target: Target,
-    headers: httpx.Headers,
+    headers: Headers,
     extra_query: Headers,
     body: bytes,
     now: datetime,
@@ -101,7 +105,7 @@ def _sigv4(
     signed = sign_outgoing(
         method,
         target.url,
-        list(headers.multi_items()),
+        headers,
         body,
         creds,
         host=target.netloc,

@@ -227,7 +227,7 @@ class AuditEvent:
         cls, *, event: str, outcome: str, now: datetime | None = None, **fields: Any
     ) -> AuditEvent:
         """A fresh event: a new id, ``ts`` from ``now`` (or the clock), every text field cleaned."""
-        texts = tuple(fields.get(name) for name in _CAPS)
+        texts = tuple(map(fields.get, _CAPS))
         if not _clean_texts(texts, unsafe=_UNSAFE):
             for name, value in zip(_CAPS, texts, strict=True):
                 if value is not None:

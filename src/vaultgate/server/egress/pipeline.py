@@ -9,6 +9,7 @@ the audit record of the use is durable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -250,8 +251,13 @@ def _raise_if_denied(decision: Decision) -> None:
 
 
 def _ip(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if raw is None:
-        return None
+    return None if raw is None else _parse_ip(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ip(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: a caller's address repeats on every request it makes, and parsing it costs more
+    # than the policy decision that uses it. Address objects are immutable.
     try:
         return ipaddress.ip_address(raw)
     except ValueError:
