@@ -7,20 +7,20 @@ the key is removed and the grant's credential injected on the way out.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from vaultgate.server.api.deps import bearer, request_ip, runtime
+from vaultgate.server.api.deps import bearer, client_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
 from vaultgate.server.api.forward import inject
+from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.client import UpstreamResponse, capped
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
-from vaultgate.server.egress.urls import parse_target
+from vaultgate.server.egress.urls import Target, parse_target
 from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, VaultError
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.secrets.grants import GrantContext
@@ -28,8 +28,8 @@ from vaultgate.server.secrets.grants import GrantContext
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def _principal(rt: Runtime, request: Request) -> Principal:
-    presented = bearer(request.headers.get("authorization")) or request.headers.get("x-api-key")
+def _principal(rt: Runtime, headers: dict[str, str]) -> Principal:
+    presented = bearer(headers.get("authorization")) or headers.get("x-api-key")
     principal = rt.keys.authenticate(presented)
     if principal.app_id is None:
         raise Forbidden("the proxy takes an app key, not an admin key", code="forbidden")
@@ -41,11 +41,11 @@ def grant_id_of(path: str) -> str:
     return path[len("/proxy/") :].split("/", 1)[0]
 
 
-def _upstream_url(request: Request, grant: GrantContext) -> str:
+def _upstream_url(request: Request, headers: dict[str, str], grant: GrantContext) -> str:
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     prefix = f"/proxy/{grant.grant_id}".encode()
     rest = raw_path.decode("latin-1")[len(prefix) :] if raw_path.startswith(prefix) else "/"
-    chosen = request.headers.get("x-vaultgate-target")
+    chosen = headers.get("x-vaultgate-target")
     if chosen:
         origin = chosen.rstrip("/")
     else:
@@ -67,10 +67,50 @@ async def handle(request: Request) -> Response:
         return vault_error_response(exc)
 
 
+def _header_pairs(request: Request) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Every header decoded once: in order (to forward) and by name, the first of a repeat.
+
+    Starlette's ``request.headers`` decodes every header again on each lookup; this handler
+    makes about a dozen.
+    """
+    pairs = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in request.scope["headers"]
+    ]
+    first: dict[str, str] = {}
+    for name, value in pairs:
+        first.setdefault(name, value)
+    return pairs, first
+
+
+def _use(
+    rt: Runtime,
+    request: Request,
+    headers: dict[str, str],
+    principal: Principal,
+    grant_id: str,
+    target: Target,
+) -> UseRequest:
+    forwarded = headers.get("x-forwarded-for")
+    return UseRequest(
+        principal=principal,
+        grant_id=grant_id,
+        method=request.method,
+        target=target,
+        mode="transparent",
+        caller=headers.get("x-vaultgate-caller"),
+        reason=headers.get("x-vaultgate-reason"),
+        client_ip=client_ip(request.scope.get("client"), forwarded, rt.settings.trusted_proxies),
+        request_id=headers.get("x-request-id") or new_id(),
+        display_url=target.url,
+    )
+
+
 async def _handle(request: Request) -> Response:
     rt = runtime(request)
-    principal = _principal(rt, request)
-    if "content-length" in request.headers and "transfer-encoding" in request.headers:
+    pairs, headers = _header_pairs(request)
+    principal = _principal(rt, headers)
+    if "content-length" in headers and "transfer-encoding" in headers:
         raise InvalidInput(
             "Content-Length together with Transfer-Encoding is refused", code="ambiguous_length"
         )
@@ -78,28 +118,23 @@ async def _handle(request: Request) -> Response:
     grant = await rt.pipeline.grant(grant_id)
     if grant is None or grant.app_id != principal.app_id:
         raise NotFound("grant not found", code="grant_not_found")
-    target = parse_target(_upstream_url(request, grant))
-    use = UseRequest(
-        principal=principal,
-        grant_id=grant_id,
-        method=request.method,
-        target=target,
-        mode="transparent",
-        caller=request.headers.get("x-vaultgate-caller"),
-        reason=request.headers.get("x-vaultgate-reason"),
-        client_ip=request_ip(request),
-        request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-        display_url=target.url,
-    )
+    target = parse_target(_upstream_url(request, headers, grant))
+    use = _use(rt, request, headers, principal, grant_id, target)
     auth = await rt.pipeline.authorize(use)
-    return await _forward(rt, request, use, auth)
+    return await _forward(rt, request, pairs, use, auth)
 
 
-async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authorized) -> Response:
+async def _forward(
+    rt: Runtime,
+    request: Request,
+    pairs: list[tuple[str, str]],
+    use: UseRequest,
+    auth: Authorized,
+) -> Response:
     started = time.monotonic()
     body_stream = capped(request.stream(), rt.settings.max_request_body)
-    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or (
-        "content-length" in request.headers or "transfer-encoding" in request.headers
+    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or any(
+        name in ("content-length", "transfer-encoding") for name, _ in pairs
     )
     body: bytes | AsyncIterator[bytes] | None = body_stream if has_body else None
     if auth.grant.rules.sigv4 and has_body:
@@ -108,7 +143,7 @@ async def _forward(rt: Runtime, request: Request, use: UseRequest, auth: Authori
         auth,
         use.method,
         use.target,
-        list(request.headers.items()),
+        pairs,
         [],
         body if isinstance(body, bytes) else None,
         now=rt.clock(),
