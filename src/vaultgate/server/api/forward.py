@@ -6,18 +6,19 @@ Used by ``/sdk/proxy`` (buffered) and the transparent proxy (streamed).
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
 from vaultgate.injection.rules import InjectionRuleError, apply_path, apply_rules_to_pairs
 from vaultgate.injection.sigv4 import AwsCredentials, detect_region_service, sign_outgoing
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
-from vaultgate.server.egress.urls import Target, normalize_path
+from vaultgate.server.egress.urls import Target, normalize_path, parse_target
 from vaultgate.server.errors import Unprocessable
 from vaultgate.server.runtime import Runtime
 
@@ -32,6 +33,25 @@ _VAULT_HEADERS = (
     "host",
     "content-length",
 )
+
+
+_CACHED_URL_CHARS: Final = 2048
+
+
+def target_of(url: str) -> Target:
+    """`parse_target` of ``url``; the same URL (a client calling one API) parsed once.
+
+    Parsing is a pure function of the text and costs more than the policy decision. URLs longer
+    than `_CACHED_URL_CHARS` are parsed every time, so the cache stays a few megabytes at most.
+    """
+    if len(url) > _CACHED_URL_CHARS:
+        return parse_target(url)
+    return _parse_cached(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(url: str) -> Target:
+    return parse_target(url)  # a refused URL raises and is not cached
 
 
 def inject(

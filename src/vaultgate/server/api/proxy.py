@@ -15,12 +15,12 @@ from starlette.routing import Route
 
 from vaultgate.server.api.deps import bearer, client_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
-from vaultgate.server.api.forward import inject
+from vaultgate.server.api.forward import inject, target_of
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.client import UpstreamResponse, capped
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
-from vaultgate.server.egress.urls import Target, parse_target
+from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, VaultError
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.secrets.grants import GrantContext
@@ -118,7 +118,7 @@ async def _handle(request: Request) -> Response:
     grant = await rt.pipeline.grant(grant_id)
     if grant is None or grant.app_id != principal.app_id:
         raise NotFound("grant not found", code="grant_not_found")
-    target = parse_target(_upstream_url(request, headers, grant))
+    target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
     auth = await rt.pipeline.authorize(use)
     return await _forward(rt, request, pairs, use, auth)

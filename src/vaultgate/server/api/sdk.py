@@ -18,11 +18,11 @@ from starlette.responses import Response
 from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
-from vaultgate.server.api.forward import forward_buffered
+from vaultgate.server.api.forward import forward_buffered, target_of
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
-from vaultgate.server.egress.urls import Target, parse_target
+from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
@@ -148,7 +148,7 @@ async def token(request: Request) -> Response:
         raise Unprocessable("request: must be an object with method and url", field="request")
     method = _method(req.get("method"))
     url = _str_field(req, "url", cap=65536)
-    target = parse_target(str(url))
+    target = target_of(str(url))
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "retrieve", reason)
     auth = await rt.pipeline.authorize(use)
@@ -205,7 +205,7 @@ async def proxy(request: Request) -> Response:
     data = _payload(body)
     grant_id = _grant_id(data)
     method = _method(data.get("method"))
-    target = parse_target(str(_str_field(data, "url", cap=65536)))
+    target = target_of(str(_str_field(data, "url", cap=65536)))
     outgoing = _str_map(data, "headers")
     query = _str_map(data, "query_params")
     content = _proxy_body(data)

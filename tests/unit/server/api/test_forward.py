@@ -8,10 +8,10 @@ import pytest
 
 from vaultgate.injection.credential import Credential
 from vaultgate.injection.rules import AdditionalRule, InjectionRules
-from vaultgate.server.api.forward import inject
+from vaultgate.server.api.forward import inject, target_of
 from vaultgate.server.egress.pipeline import Authorized
 from vaultgate.server.egress.urls import parse_target
-from vaultgate.server.errors import Unprocessable
+from vaultgate.server.errors import InvalidInput, Unprocessable
 from vaultgate.server.secrets.grants import GrantContext
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -87,3 +87,23 @@ def test_an_injected_query_replaces_the_callers_value() -> None:
         auth, "GET", parse_target("https://h.example/a?key=mine&q=1"), [], [], None, now=NOW
     )
     assert target.query == "q=1&key=secret"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://API.Example.com./v1/x?q=1",
+        "http://127.0.0.1:8080/a/../b",
+        "https://h.example/" + "p" * 3000,  # past the cached length: parsed every time
+    ],
+)
+def test_target_of_is_parse_target_every_time(url: str) -> None:
+    assert target_of(url) == parse_target(url)
+    assert target_of(url) == parse_target(url)
+
+
+@pytest.mark.parametrize("url", ["https://user@h.example/", "ftp://h.example/", "https://h\\x/"])
+def test_target_of_refuses_a_bad_url_every_time(url: str) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            target_of(url)
