@@ -75,6 +75,12 @@ def _resolve(future: Future[None] | asyncio.Future[None], failed: bool) -> None:
         pass
 
 
+def _expire(future: asyncio.Future[None], timeout: float) -> None:
+    if not future.done():
+        log.warning("audit write did not complete within %.1fs", timeout)
+        future.set_exception(audit_unavailable())
+
+
 def _resolve_all(futures: list[asyncio.Future[None]], failed: bool) -> None:
     for future in futures:
         _resolve(future, failed)
@@ -170,12 +176,13 @@ class AuditWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._enqueue(_Pending(event, future, loop))
+        # A bare timer rather than asyncio.timeout(): same outcome, a fraction of the cost on a
+        # path every request takes. The writer skips a future that has already failed.
+        timer = loop.call_later(self._timeout, _expire, future, self._timeout)
         try:
-            async with asyncio.timeout(self._timeout):
-                await future
-        except TimeoutError:
-            log.warning("audit write did not complete within %.1fs", self._timeout)
-            raise audit_unavailable() from None
+            await future
+        finally:
+            timer.cancel()
 
     def record_sync(self, event: AuditEvent) -> None:
         """Blocking ``record`` for sync code in a worker thread (never on the event loop)."""
