@@ -100,7 +100,7 @@ def _details(value: dict[str, Any] | None) -> str:
 
 def _row(
     values: tuple[Any, ...], seq: int, prev: str, sealed: tuple[str, str], dialect: str
-) -> Any:
+) -> tuple[Any, ...]:
     row = [seq, *values, prev, *sealed]
     row[_TS_AT] = _ts(row[_TS_AT], dialect)
     row[_DETAILS_AT] = _details(row[_DETAILS_AT])
