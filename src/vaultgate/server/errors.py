@@ -109,3 +109,20 @@ class Unavailable(VaultError):
 class GatewayTimeout(VaultError):
     status = 504
     default_code = "upstream_timeout"
+
+
+class MethodNotAllowed(VaultError):
+    """405 ``method_refused``: a method outside the vault's fixed allow-list (TRACE, CONNECT...).
+
+    Not a policy denial (that is a 403): no grant could allow it. ``Allow`` lists what can.
+    """
+
+    status = 405
+    default_code = "method_refused"
+
+
+class NotSupported(VaultError):
+    """501: a request the vault understands but does not serve (a WebSocket upgrade)."""
+
+    status = 501
+    default_code = "not_supported"

@@ -85,14 +85,14 @@ class Runtime:
             secrets=secrets,
             grants=grants,
             pipeline=Pipeline(grants, secrets, writer, RateLimiter(), clock, guard=guard),
-            upstream=UpstreamClient(guard),
+            upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,
             cache=cache,
             clock=clock,
             session_key=barrier.derive_key(PORTAL_SESSION),
             audit_key=audit_key,
-            timeouts=UpstreamTimeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+            timeouts=UpstreamTimeouts.from_settings(settings),
             guard=guard,
         )
 

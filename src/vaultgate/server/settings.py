@@ -40,6 +40,13 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     cache_ttl: float = 2.0
+    # The proxy's HTTP limits (README, "The proxy's HTTP behaviour"); VAULTGATE_<NAME> sets each.
+    upstream_connections: int = 256  # the pool, all upstreams together
+    upstream_connections_per_host: int = 32  # so one slow upstream cannot take the whole pool
+    max_inflight_per_grant: int = 64  # concurrent proxied requests of one grant, per node
+    first_byte_timeout: float = 120.0  # request sent -> the upstream's response headers
+    header_timeout: float = 10.0  # connection open (or previous answer) -> request headers read
+    max_connections: int = 4096  # open client connections per node; more are answered 503
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -108,6 +115,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
     )
+    base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):
             flags[name] = parse_networks(flags[name], "--" + name.replace("_", "-"))
@@ -117,3 +125,31 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
     if not 0 < settings.port < 65536:
         raise SettingsError("port: must be between 1 and 65535")
     return settings
+
+
+_PROXY_INTS: tuple[str, ...] = (
+    "upstream_connections",
+    "upstream_connections_per_host",
+    "max_inflight_per_grant",
+    "max_connections",
+)
+_PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout")
+
+
+def proxy_limits(env: Mapping[str, str]) -> dict[str, Any]:
+    """The proxy's limits set in ``env`` (``VAULTGATE_MAX_INFLIGHT_PER_GRANT=128``...)."""
+    found: dict[str, Any] = {}
+    for name in (*_PROXY_INTS, *_PROXY_SECONDS):
+        variable = "VAULTGATE_" + name.upper()
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: float = int(raw) if name in _PROXY_INTS else float(raw)
+        except ValueError:
+            kind = "an integer" if name in _PROXY_INTS else "a number of seconds"
+            raise SettingsError(f"{variable}: expected {kind}") from None
+        if not value > 0:
+            raise SettingsError(f"{variable}: must be greater than 0")
+        found[name] = value
+    return found

@@ -5,10 +5,11 @@ Used by ``/sdk/proxy`` (buffered) and the transparent proxy (streamed).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
@@ -17,9 +18,12 @@ from urllib.parse import parse_qsl, urlencode
 from vaultgate.injection.rules import InjectionRuleError, apply_path, apply_rules_to_pairs
 from vaultgate.injection.sigv4 import AwsCredentials, detect_region_service, sign_outgoing
 from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
+from vaultgate.server.egress.echo import redact_echo
+from vaultgate.server.egress.fairness import hold
+from vaultgate.server.egress.hygiene import OVERRIDE_HEADERS
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target, normalize_path, parse_target
-from vaultgate.server.errors import Unprocessable
+from vaultgate.server.errors import Unprocessable, VaultError
 from vaultgate.server.runtime import Runtime
 
 Headers = list[tuple[str, str]]
@@ -31,7 +35,6 @@ _VAULT_HEADERS = (
     "x-vaultgate-reason",
     "x-vaultgate-caller",
     "host",
-    "content-length",
 )
 
 
@@ -54,6 +57,22 @@ def _parse_cached(url: str) -> Target:
     return parse_target(url)  # a refused URL raises and is not cached
 
 
+async def admit(rt: Runtime, scope: MutableMapping[str, Any], use: UseRequest) -> None:
+    """Take the request's place in its grant's in-flight share, or refuse it (audited, 429).
+
+    The place is held on the request's scope until its answer is sent (`HotPaths` lets go).
+    """
+    grant = await rt.pipeline.grant(use.grant_id)
+    if grant is None or grant.app_id != use.principal.app_id:
+        return  # `authorize` answers it as a grant that does not exist
+    try:
+        slot = rt.upstream.inflight.enter(grant.grant_id)
+    except VaultError as exc:
+        rt.pipeline.refuse(use, grant, exc)
+        raise
+    hold(scope, slot)
+
+
 def inject(
     auth: Authorized,
     method: str,
@@ -69,10 +88,12 @@ def inject(
     Policy was decided on the caller's path; a ``path_prefix`` (a key in the URL path) is put in
     front only here, so a glob never has to, and never can, mention the credential.
     """
+    # Content-Length stays: a streamed body goes on with the length it was declared with (the
+    # upstream client enforces it); a buffered one gets its length from the client.
     out = [
         (lower, v)
         for k, v in strip_hop_by_hop(headers)
-        if (lower := k.lower()) not in _VAULT_HEADERS
+        if (lower := k.lower()) not in _VAULT_HEADERS and lower not in OVERRIDE_HEADERS
     ]
     path = normalize_path(target.path)
     if path != target.path:
@@ -149,33 +170,37 @@ async def forward_buffered(
     target, out = inject(auth, use.method, use.target, headers, query, body, now=rt.clock())
     try:
         response = await rt.upstream.send(use.method, target, out, body, timeout=rt.timeouts)
-    except Exception as exc:
+        async with response:
+            content = await response.read(rt.settings.max_response_body)
+    except BaseException as exc:
         rt.pipeline.record_outcome(
-            use,
-            auth,
-            status=0,
-            latency_ms=_ms(started),
-            error=getattr(exc, "code", "upstream_error"),
+            use, auth, status=0, latency_ms=_ms(started), error=failure_code(exc)
         )
         raise
-    async with response:
-        content = await response.read(rt.settings.max_response_body)
+    content, headers_out = redact_echo(rt, use, auth, content, response.headers)
     rt.pipeline.record_outcome(
         use, auth, status=response.status, latency_ms=_ms(started), bytes_out=len(content)
     )
     return {
         "approval_id": None,
         "status_code": response.status,
-        "headers": flatten(response),
+        "headers": flatten(headers_out),
         "body_b64": base64.b64encode(content).decode(),
         "body_truncated": False,
     }
 
 
-def flatten(response: UpstreamResponse) -> dict[str, str]:
+def failure_code(exc: BaseException) -> str:
+    """The outcome code of a forward that did not finish: the error's, or the client's leaving."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "client_disconnected"
+    return getattr(exc, "code", "upstream_error")
+
+
+def flatten(headers: Headers) -> dict[str, str]:
     """Response headers as the protocol wants them: one string per name."""
     out: dict[str, str] = {}
-    for name, value in response.headers:
+    for name, value in headers:
         key = name.lower()
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out

@@ -8,6 +8,7 @@ their handler; FastAPI's router and dependency solving cost more than the rest o
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,12 +18,20 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vaultgate.server.api import proxy, sdk
+from vaultgate.server.api.disconnect import cancel_on_disconnect
 from vaultgate.server.api.errors import (
     envelope_response,
     storage_error_response,
     vault_error_response,
 )
-from vaultgate.server.api.limits import BodyTooLarge, limited_receive, too_large
+from vaultgate.server.api.limits import (
+    BodyTooLarge,
+    limited_receive,
+    refuse_websocket,
+    too_large,
+)
+from vaultgate.server.egress.fairness import release_held
+from vaultgate.server.egress.hygiene import check_method
 from vaultgate.server.errors import VaultError
 
 log = logging.getLogger("vaultgate.api")
@@ -36,6 +45,10 @@ _EXACT: dict[tuple[str, str], Handler] = {
 }
 
 
+# Handlers that wait on an upstream: a client that leaves cancels them (api/disconnect.py).
+_FORWARDING: frozenset[Handler] = frozenset({proxy.handle, sdk.proxy})
+
+
 class HotPaths:
     """Pure ASGI middleware: serve the hot routes directly, hand everything else on."""
 
@@ -44,34 +57,73 @@ class HotPaths:
         self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"].startswith("/proxy/"):
+            await refuse_websocket(scope, receive, send)
+            return
         handler = _route(scope) if scope["type"] == "http" else None
         if handler is None:
+            # The fixed allow-list holds on every path; the transparent proxy checks it after
+            # authentication instead, so that its refusal is audited for the grant.
+            refusal = method_refusal(scope["method"]) if scope["type"] == "http" else None
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         if not _declared_length_ok(scope, self.body_limit):
             await too_large(send, self.body_limit)
             return
+        if handler in _FORWARDING:
+            serve = functools.partial(self._serve, handler, scope)
+            await cancel_on_disconnect(serve, scope, receive, send)
+        else:
+            await self._serve(handler, scope, receive, send)
+
+    async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, limited_receive(receive, self.body_limit))
         try:
-            response = await handler(request)
-        except BodyTooLarge:
-            await too_large(send, self.body_limit)
-            return
-        except VaultError as exc:
-            response = vault_error_response(exc)
-        except DBAPIError as exc:
-            response = storage_error_response(exc)
-        except Exception as exc:  # the envelope, never a traceback, for anything unforeseen
-            log.error("unexpected error on %s: %s", scope["path"], type(exc).__name__)
-            response = envelope_response(500, "internal_error", "internal error")
-        await response(scope, receive, send)
+            response = await _answer(handler, request)
+            if response is None:
+                await too_large(send, self.body_limit)
+                return
+            await response(scope, receive, send)
+        finally:
+            release_held(scope)  # the grant's in-flight place, once the answer is out
+
+
+async def _answer(handler: Handler, request: Request) -> Response | None:
+    """The handler's response, or the envelope of what it raised (None: the body was too large)."""
+    try:
+        return await handler(request)
+    except BodyTooLarge:
+        return None
+    except VaultError as exc:
+        return vault_error_response(exc)
+    except DBAPIError as exc:
+        return storage_error_response(exc)
+    except Exception as exc:  # the envelope, never a traceback, for anything unforeseen
+        log.error("unexpected error on %s: %s", request.scope["path"], type(exc).__name__)
+        return envelope_response(500, "internal_error", "internal error")
+
+
+def _proxied(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/proxy/")
 
 
 def _route(scope: Scope) -> Handler | None:
-    path: str = scope["path"]
-    if path.startswith("/proxy/"):
+    if _proxied(scope):
         return proxy.handle
-    return _EXACT.get((scope["method"], path))
+    return _EXACT.get((scope["method"], scope["path"]))
+
+
+def method_refusal(method: str) -> Response | None:
+    """The 405 for a method outside the fixed allow-list, or None when it is on it."""
+    try:
+        check_method(method)
+    except VaultError as exc:
+        return vault_error_response(exc)
+    return None
 
 
 def _declared_length_ok(scope: Scope, limit: int) -> bool:

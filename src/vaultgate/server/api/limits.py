@@ -1,8 +1,10 @@
-"""Capping request bodies before any handler buffers them (pure ASGI)."""
+"""Capping request bodies before any handler buffers them, and refusing what is not served
+(pure ASGI)."""
 
 from __future__ import annotations
 
 import json
+from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,3 +71,40 @@ class BodyLimit:
             await self.app(scope, limited_receive(receive, limit), send)
         except BodyTooLarge:
             await too_large(send, limit)
+
+
+WEBSOCKET_REFUSAL: Final = "WebSocket upgrades are not supported by the transparent proxy"
+
+
+async def refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket upgrade through the transparent proxy: a plain 501 that says so.
+
+    Relaying frames would need the credential injected on the handshake and a second relay
+    loop; until then the caller gets an answer it can read instead of a dropped connection.
+    """
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1003, "reason": WEBSOCKET_REFUSAL})
+        return
+    body = json.dumps(
+        {
+            "detail": {
+                "error": "websocket_not_supported",
+                "message": WEBSOCKET_REFUSAL,
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 501,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-vaultgate-error", b"websocket_not_supported"),
+            ],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})

@@ -6,6 +6,7 @@ the key is removed and the grant's credential injected on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -15,13 +16,16 @@ from starlette.routing import Route
 
 from vaultgate.server.api.deps import bearer, client_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
-from vaultgate.server.api.forward import inject, target_of
+from vaultgate.server.api.forward import admit, failure_code, inject, target_of
+from vaultgate.server.api.limits import WEBSOCKET_REFUSAL
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.client import UpstreamResponse, capped
+from vaultgate.server.egress.echo import redact_echo
+from vaultgate.server.egress.fairness import release_held
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target
-from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, VaultError
+from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, NotSupported, VaultError
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.secrets.grants import GrantContext
 
@@ -110,6 +114,10 @@ async def _handle(request: Request) -> Response:
     rt = runtime(request)
     pairs, headers = _header_pairs(request)
     principal = _principal(rt, headers)
+    if "upgrade" in headers:
+        # Served as a WebSocket scope when the ASGI server upgrades (hotpath.py); this is the
+        # same answer when it hands the upgrade request over as plain HTTP.
+        raise NotSupported(WEBSOCKET_REFUSAL, code="websocket_not_supported")
     if "content-length" in headers and "transfer-encoding" in headers:
         raise InvalidInput(
             "Content-Length together with Transfer-Encoding is refused", code="ambiguous_length"
@@ -120,6 +128,7 @@ async def _handle(request: Request) -> Response:
         raise NotFound("grant not found", code="grant_not_found")
     target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
+    await admit(rt, request.scope, use)
     auth = await rt.pipeline.authorize(use)
     return await _forward(rt, request, pairs, use, auth)
 
@@ -133,9 +142,9 @@ async def _forward(
 ) -> Response:
     started = time.monotonic()
     body_stream = capped(request.stream(), rt.settings.max_request_body)
-    has_body = request.method not in ("GET", "HEAD", "OPTIONS") or any(
-        name in ("content-length", "transfer-encoding") for name, _ in pairs
-    )
+    # HTTP/1.1 frames a body by Content-Length or Transfer-Encoding; without either there is none,
+    # whatever the method, and none is invented on the way out.
+    has_body = any(name in ("content-length", "transfer-encoding") for name, _ in pairs)
     body: bytes | AsyncIterator[bytes] | None = body_stream if has_body else None
     if auth.grant.rules.sigv4 and has_body:
         body = b"".join([chunk async for chunk in body_stream])  # SigV4 signs the payload hash
@@ -150,18 +159,18 @@ async def _forward(
     )
     try:
         upstream = await rt.upstream.send(use.method, target, headers, body, timeout=rt.timeouts)
-    except VaultError as exc:
-        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started), error=exc.code)
+    except (VaultError, asyncio.CancelledError) as exc:
+        code = failure_code(exc)
+        rt.pipeline.record_outcome(use, auth, status=0, latency_ms=_ms(started), error=code)
         raise
 
-    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers]
-    raw_headers.append((b"x-request-id", use.request_id.encode()))
     length = _content_length(upstream.headers)
     if length is not None and length <= SMALL_BODY:
         # A small answer of known length is read whole: the streaming machinery costs more
         # than the copy (measured), and nothing is lost since the client waits for it anyway.
         # Unknown lengths (chunked, SSE) and large bodies still stream.
-        return await _buffered(rt, use, auth, upstream, raw_headers, started)
+        return await _buffered(rt, use, auth, upstream, started)
+    raw_headers = _raw(upstream.headers, use.request_id)
 
     async def relay() -> AsyncIterator[bytes]:
         sent = 0
@@ -172,8 +181,12 @@ async def _forward(
                 yield chunk
         except VaultError as exc:
             error = exc.code
+        except (asyncio.CancelledError, GeneratorExit):
+            error = "client_disconnected"  # the stream was closed before its end
+            raise
         finally:
             upstream.close()
+            release_held(request.scope)
             rt.pipeline.record_outcome(
                 use,
                 auth,
@@ -196,15 +209,14 @@ async def _buffered(
     use: UseRequest,
     auth: Authorized,
     upstream: UpstreamResponse,
-    raw_headers: list[tuple[bytes, bytes]],
     started: float,
 ) -> Response:
     error: str | None = None
     content = b""
     try:
         content = await upstream.read(SMALL_BODY)
-    except VaultError as exc:
-        error = exc.code
+    except (VaultError, asyncio.CancelledError) as exc:
+        error = failure_code(exc)
         raise
     finally:
         upstream.close()
@@ -216,9 +228,17 @@ async def _buffered(
             bytes_out=len(content),
             error=error,
         )
+    content, headers = redact_echo(rt, use, auth, content, upstream.headers)
     response = Response(content, status_code=upstream.status)
-    response.raw_headers = raw_headers  # Content-Length among them, as the upstream sent it
+    # Content-Length among them, as the upstream sent it (or as the redaction left it).
+    response.raw_headers = _raw(headers, use.request_id)
     return response
+
+
+def _raw(headers: list[tuple[str, str]], request_id: str) -> list[tuple[bytes, bytes]]:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"x-request-id", request_id.encode()))
+    return raw
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
-from vaultgate.server.api.forward import forward_buffered, target_of
+from vaultgate.server.api.forward import admit, forward_buffered, target_of
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
@@ -217,6 +217,7 @@ async def proxy(request: Request) -> Response:
         outgoing["Content-Type"] = "application/json"
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
+    await admit(rt, request.scope, use)
     auth = await rt.pipeline.authorize(use)
     started = time.monotonic()
     result = await forward_buffered(

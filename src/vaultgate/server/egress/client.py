@@ -15,6 +15,7 @@ may carry the injected credential. Transport exceptions are not chained for the 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -26,7 +27,9 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from vaultgate.server.egress.fairness import InflightLimit
 from vaultgate.server.egress.guard import AddressGuard, VettingResolver
+from vaultgate.server.egress.hygiene import check_method
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import (
     BadGateway,
@@ -35,6 +38,7 @@ from vaultgate.server.errors import (
     PayloadTooLarge,
     VaultError,
 )
+from vaultgate.server.settings import Settings
 
 Headers = list[tuple[str, str]]
 Body = bytes | AsyncIterable[bytes] | None
@@ -61,16 +65,30 @@ _FORBIDDEN_VALUE_CHARS: Final = frozenset("\r\n\x00")
 
 @dataclass(frozen=True, slots=True)
 class UpstreamTimeouts:
-    """Seconds. ``read`` is the longest silence allowed while waiting for headers or body bytes;
-    ``total`` caps the whole exchange including a streamed body, so it is off by default."""
+    """Seconds. ``connect`` covers waiting for a pooled connection and dialling one;
+    ``first_byte`` runs from sending the request (its body included) to the response headers, so
+    a model thinking before it answers gets its own budget; ``read`` is the longest silence
+    between body chunks after that; ``total`` caps the whole exchange including a streamed body,
+    so it is off by default."""
 
     connect: float = 10.0
     read: float = 300.0
+    first_byte: float = 300.0
     total: float | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpstreamTimeouts:
+        return cls(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            first_byte=settings.first_byte_timeout,
+        )
+
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
+        # No sock_read: the header wait and the body's idle gaps have separate limits, applied
+        # by `UpstreamClient.send` and `UpstreamResponse.iter_chunks`.
         return aiohttp.ClientTimeout(
-            total=self.total, connect=self.connect, sock_connect=self.connect, sock_read=self.read
+            total=self.total, connect=self.connect, sock_connect=self.connect, sock_read=None
         )
 
 
@@ -169,12 +187,25 @@ class UpstreamClient:
         guard: AddressGuard,
         *,
         limit: int = 256,
+        limit_per_host: int = 32,
+        inflight_per_grant: int = 64,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._guard = guard
         self._limit = limit
+        self._limit_per_host = limit_per_host
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
+        self.inflight = InflightLimit(inflight_per_grant)
+
+    @classmethod
+    def from_settings(cls, guard: AddressGuard, settings: Settings) -> UpstreamClient:
+        return cls(
+            guard,
+            limit=settings.upstream_connections,
+            limit_per_host=settings.upstream_connections_per_host,
+            inflight_per_grant=settings.max_inflight_per_grant,
+        )
 
     async def start(self) -> None:
         if self._session is not None:
@@ -182,6 +213,9 @@ class UpstreamClient:
         connector = aiohttp.TCPConnector(
             resolver=VettingResolver(self._guard),
             limit=self._limit,
+            # Per host (and port): an upstream that stops answering holds at most this many
+            # connections, and every other upstream keeps the rest of the pool.
+            limit_per_host=self._limit_per_host,
             use_dns_cache=False,  # every new connection re-resolves and re-vets
             ssl=self._ssl,
         )
@@ -217,8 +251,9 @@ class UpstreamClient:
         """Forward one request; redirects come back as they are, never followed."""
         if self._session is None:
             raise RuntimeError("UpstreamClient.start() was not called")
-        if not _TOKEN_RE.fullmatch(method) or method.upper() == "CONNECT":
+        if not _TOKEN_RE.fullmatch(method):
             raise InvalidInput("the request method is not valid", code="invalid_method")
+        check_method(method)  # the pipeline refused it already; this is the last line
         if target.is_ip:
             # aiohttp does not consult the resolver for IP literals: vet them here.
             await self._guard.resolve_and_vet(target.host, target.port)
@@ -232,15 +267,16 @@ class UpstreamClient:
             source = _BodySource(body, _declared_length(out_headers))
             data = source.chunks()
         try:
-            raw = await self._session.request(
-                method,
-                URL(target.url, encoded=True),
-                headers=CIMultiDict(out_headers),
-                data=data,
-                allow_redirects=False,
-                timeout=timeout.to_aiohttp(),
-                skip_auto_headers=_SKIP_AUTO_HEADERS,
-            )
+            async with asyncio.timeout(timeout.first_byte):
+                raw = await self._session.request(
+                    method,
+                    URL(target.url, encoded=True),
+                    headers=CIMultiDict(out_headers),
+                    data=data,
+                    allow_redirects=False,
+                    timeout=timeout.to_aiohttp(),
+                    skip_auto_headers=_SKIP_AUTO_HEADERS,
+                )
         except VaultError:
             raise  # the guard refused the destination, from inside the resolver
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
@@ -250,7 +286,7 @@ class UpstreamClient:
         if source is not None and source.error is not None:
             raw.close()
             raise source.error
-        return UpstreamResponse(raw, target)
+        return UpstreamResponse(raw, target, timeout.read)
 
 
 def _transport_error(exc: BaseException, target: Target) -> VaultError:
@@ -262,9 +298,10 @@ def _transport_error(exc: BaseException, target: Target) -> VaultError:
 class UpstreamResponse:
     """An upstream answer whose body has not been read yet; always `close()` it."""
 
-    def __init__(self, raw: aiohttp.ClientResponse, target: Target) -> None:
+    def __init__(self, raw: aiohttp.ClientResponse, target: Target, idle: float) -> None:
         self._raw = raw
         self._target = target
+        self._idle = idle
         self.status: int = raw.status
         self.reason: str | None = raw.reason
         # Raw pairs keep repeated headers (Set-Cookie) and their order. The body is passed through
@@ -278,8 +315,13 @@ class UpstreamResponse:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (an SSE event is passed on without waiting for the next)."""
+        content = self._raw.content
         try:
-            async for chunk in self._raw.content.iter_any():
+            while True:
+                async with asyncio.timeout(self._idle):  # the idle read limit, per gap
+                    chunk = await content.readany()
+                if not chunk:
+                    return
                 yield chunk
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.close()

@@ -22,6 +22,7 @@ from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.guard import AddressGuard
+from vaultgate.server.egress.hygiene import check_request
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
 from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
@@ -150,6 +151,7 @@ class Pipeline:
             raise Forbidden("this grant has been revoked", code="grant_revoked")
         if grant.expires_at is not None and now >= grant.expires_at:
             raise Forbidden("this grant has expired", code="grant_expired")
+        check_request(use.method, use.target.query, grant.policies)
         facts = RequestFacts(
             method=use.method.upper(),
             path=normalize_path(use.target.path),
@@ -209,6 +211,10 @@ class Pipeline:
             mode=use.mode,
             request_id=use.request_id,
         )
+
+    def refuse(self, use: UseRequest, grant: GrantContext, exc: VaultError) -> None:
+        """Audit, as a denial, a refusal decided outside `authorize` (a fairness limit)."""
+        self._audit.submit(self._event(use, grant, self._clock(), "grant:deny", "denied", exc.code))
 
     def record_outcome(
         self,

@@ -279,6 +279,7 @@ def normalize_path(path: str) -> str:
     parts = decoded.split("/")[1:]
     for index, segment in enumerate(parts):
         last = index == len(parts) - 1
+        _refuse_dot_parameter(segment)
         if segment == "..":
             if not segments:
                 raise _bad_path("the path climbs above the root")
@@ -291,6 +292,17 @@ def normalize_path(path: str) -> str:
         else:
             segments.append(segment)
     return "/" + "/".join(segments)
+
+
+def _refuse_dot_parameter(segment: str) -> None:
+    """``..;x`` and ``.;x`` are refused: Tomcat, Jetty and Spring drop the ``;`` parameter and
+    read the segment as a dot segment, a climb that the policy check (which sees a plain name)
+    never resolved. ``%3B`` counts too, since some servers decode before they split."""
+    if ";" not in segment and "%3B" not in segment:
+        return
+    name = segment.split(";", 1)[0].split("%3B", 1)[0]
+    if name in (".", ".."):
+        raise _bad_path(f"the path segment {segment[:32]!r} is a dot segment with a ';' parameter")
 
 
 def _decode_unreserved(path: str) -> str:
