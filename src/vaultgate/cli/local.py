@@ -137,7 +137,9 @@ def serve(
     # Several processes, each a full node (DESIGN 8): they re-read the settings from the
     # environment, so hand every resolved setting on through it.
     app.state.runtime.engine.dispose()
-    serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
+    code = serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
+    if code:
+        raise SystemExit(code)
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -6,7 +6,7 @@ Nodes keep no state of their own beyond caches: several can serve one PostgreSQL
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -19,8 +19,9 @@ from vaultgate.server.crypto import API_KEY_HASH, AUDIT_CHAIN, PORTAL_SESSION, B
 from vaultgate.server.egress.client import UpstreamClient, UpstreamTimeouts
 from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.pipeline import Pipeline
+from vaultgate.server.fleet.admission import Admitter
+from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.keys_at_rest import check_against_database, load_keyring
-from vaultgate.server.policy import RateLimiter
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
 from vaultgate.server.secrets.grants import GrantService
@@ -48,6 +49,7 @@ class Runtime:
     audit_key: bytes
     timeouts: UpstreamTimeouts
     guard: AddressGuard
+    changes: Changes = field(default_factory=Changes)
 
     @classmethod
     def build(
@@ -61,10 +63,12 @@ class Runtime:
         barrier = Barrier(keyring)
         audit_key = barrier.derive_key(AUDIT_CHAIN)
         sink = AuditSink(audit_key)
-        writer = AuditWriter(engine, audit_key)
-        cache = GrantCache(settings.cache_ttl)
+        changes = Changes()
+        writer = AuditWriter(engine, audit_key, admitter=Admitter(changes))
+        cache = GrantCache(settings.cache_ttl, changes)
         catalogue = load_catalogue()
-        keys = KeyService(engine, barrier.derive_key(API_KEY_HASH), sink, clock, settings.cache_ttl)
+        hash_key = barrier.derive_key(API_KEY_HASH)
+        keys = KeyService(engine, hash_key, sink, clock, settings.cache_ttl, changes)
         secrets = SecretService(
             engine,
             barrier,
@@ -84,7 +88,7 @@ class Runtime:
             keys=keys,
             secrets=secrets,
             grants=grants,
-            pipeline=Pipeline(grants, secrets, writer, RateLimiter(), clock, guard=guard),
+            pipeline=Pipeline(grants, secrets, writer, clock, guard=guard, keys=keys),
             upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,
@@ -94,13 +98,16 @@ class Runtime:
             audit_key=audit_key,
             timeouts=UpstreamTimeouts.from_settings(settings),
             guard=guard,
+            changes=changes,
         )
 
     async def start(self) -> None:
+        self.changes.start(self.engine)
         self.audit.start()
         await self.upstream.start()
 
     async def close(self) -> None:
         await self.upstream.close()
         self.audit.stop()
+        self.changes.stop()
         self.engine.dispose()

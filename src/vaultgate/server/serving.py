@@ -1,21 +1,25 @@
-"""Running the app: one process, or several worker processes sharing the port.
+"""Running the app: one process, or a supervised group of worker processes sharing the port.
 
-Each worker binds its own listening socket with SO_REUSEPORT, so the kernel spreads connections
-across workers. uvicorn's own multi-worker mode shares one socket, and with keep-alive clients
-one worker tends to accept every connection while the others idle (measured: one worker at
-100% CPU, the other at 0%).
+With several workers the parent binds one listening socket per worker, once, before any worker
+starts (``fleet.sockets``: a SO_REUSEPORT group no other process can take connections from), and
+hands each worker its socket. ``fleet.supervisor`` replaces a worker that dies and exits non-zero
+when it cannot keep them alive. uvicorn's own multi-worker mode shares one socket, and with
+keep-alive clients one worker tends to accept every connection while the others idle
+(measured: one worker at 100% CPU, the other at 0%).
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import logging
 import os
-import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
 
+from vaultgate.server.fleet.sockets import bind_group
+from vaultgate.server.fleet.supervisor import Supervisor
 from vaultgate.server.settings import Settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -26,45 +30,34 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
+def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    """The one place uvicorn is configured, for a single process and for every worker."""
+    return uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS)
+
+
 def serve_one(app: Any, settings: Settings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    uvicorn.Server(uvicorn_config(app, settings.host, settings.port)).run()
 
 
-def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> None:
-    """``workers`` processes, each a full node configured from ``environment``."""
-    context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(
-            target=_worker,
-            args=(environment, settings.host, settings.port),
-            name=f"vaultgate-worker-{i}",
-        )
-        for i in range(workers)
-    ]
-    for child in children:
-        child.start()
-
-    def stop(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for child in children:
-        child.join()
+def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> int:
+    """``workers`` processes, each a full node configured from ``environment``; the exit code."""
+    _log_to_stderr()
+    sockets = bind_group(settings.host, settings.port, workers)
+    supervisor = Supervisor(_worker, sockets, (environment, settings.host, settings.port))
+    return supervisor.run()
 
 
-def _worker(environment: dict[str, str], host: str, port: int) -> None:
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("vaultgate.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("vaultgate: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _worker(environment: dict[str, str], host: str, port: int, sock: socket.socket) -> None:
     os.environ.update(environment)
     from vaultgate.server.app import app_from_environment
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    config = uvicorn.Config(app_from_environment(), host=host, port=port, **UVICORN_OPTIONS)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(app_from_environment(), host, port)).run(sockets=[sock])

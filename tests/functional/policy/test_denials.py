@@ -233,8 +233,9 @@ async def test_rate_limit_answers_429_with_retry_after(
     assert (await channel.run(call)).ok
     refused = await channel.run(call)
     assert_denied(refused, channel, "rate_limit_exceeded")
-    # One token per 1800 s: the wait is that, give or take the test's own duration.
-    assert refused.retry_after is not None and 1700 <= refused.retry_after <= 1800
+    # A sliding window: a place frees when the first use leaves it, 3600 s after it was made
+    # (give or take the test's own duration).
+    assert refused.retry_after is not None and 3500 <= refused.retry_after <= 3600
     assert len(origin.requests) == 2
     # Another grant of the same secret's app has its own bucket.
     other = tenant.store(

@@ -21,9 +21,11 @@ from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import admit, forward_buffered, target_of
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
+from vaultgate.server.auth.sdk import signed_nonce
 from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
+from vaultgate.server.fleet.admission import Admission
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
 
@@ -119,6 +121,7 @@ def _use(
         client_ip=client_ip(request.scope.get("client"), headers.get("x-forwarded-for"), trusted),
         request_id=headers.get("x-request-id") or new_id(),
         display_url=target.url,
+        nonce=signed_nonce(principal, headers),
     )
 
 
@@ -257,5 +260,7 @@ async def audit_api_call(request: Request) -> Response:
         latency_ms=latency if isinstance(latency, int) else None,
         details={"reported_by": "sdk"},
     )
-    await rt.audit.record(event)
+    # A replayed report is refused like a replayed use: one capture, one record.
+    admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))
+    await rt.audit.record(event, admission)
     return _json({"ok": True}, status=202)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from vaultgate.server.audit.chain import HEAD_KEY, Head, chain_values
 from vaultgate.server.audit.events import EVENT_FIELDS, AuditEvent
+from vaultgate.server.fleet import changes
 from vaultgate.server.storage.tables import audit_events, meta
 
 
@@ -138,3 +139,7 @@ class AuditSink:
 
     def append(self, conn: Connection, event: AuditEvent) -> None:
         append(conn, [event], self._key, lock_head(conn, self._key))
+        if event.event in changes.INVALIDATING:
+            # Under the head lock just taken: a use batch on any node that locks the head after
+            # this commits sees the new count and refuses to record on an older view.
+            changes.bump(conn)

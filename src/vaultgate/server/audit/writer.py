@@ -25,11 +25,12 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import ChainHeadMissing, append, lock_head
 from vaultgate.server.errors import Unavailable
+from vaultgate.server.fleet.admission import Admission, Admitter, StaleView, refused
 
 # lock_head and ChainHeadMissing are re-exported: callers reached for them here first.
 __all__ = ["AuditWriter", "ChainHeadMissing", "WriterStats", "audit_unavailable", "lock_head"]
@@ -51,6 +52,8 @@ class _Pending:
     # Who waits: nobody (submit), a thread (record_sync), or a task on ``loop`` (record).
     future: Future[None] | asyncio.Future[None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    admission: Admission | None = None  # checked in the batch's transaction (fleet.admission)
+    refusal: Exception | None = None  # why the admission refused it (the batch committed)
 
 
 @dataclass(slots=True)
@@ -61,7 +64,9 @@ class WriterStats:
     dropped: int = 0
 
 
-def _resolve(future: Future[None] | asyncio.Future[None], failed: bool) -> None:
+def _resolve(
+    future: Future[None] | asyncio.Future[None], failed: bool, refusal: Exception | None = None
+) -> None:
     # A waiter that timed out or was cancelled has gone; its event is still written (the trail
     # over-records a refused request rather than losing an allowed one).
     if future.done():
@@ -69,6 +74,8 @@ def _resolve(future: Future[None] | asyncio.Future[None], failed: bool) -> None:
     try:
         if failed:
             future.set_exception(audit_unavailable())
+        elif refusal is not None:
+            future.set_exception(refusal)
         else:
             future.set_result(None)
     except (InvalidStateError, asyncio.InvalidStateError):
@@ -81,19 +88,23 @@ def _expire(future: asyncio.Future[None], timeout: float) -> None:
         future.set_exception(audit_unavailable())
 
 
-def _resolve_all(futures: list[asyncio.Future[None]], failed: bool) -> None:
-    for future in futures:
-        _resolve(future, failed)
+def _resolve_all(
+    futures: list[tuple[asyncio.Future[None], Exception | None]], failed: bool
+) -> None:
+    for future, refusal in futures:
+        _resolve(future, failed, refusal)
 
 
 def _settle(batch: list[_Pending], *, failed: bool) -> None:
     """Tell every waiter of ``batch``; one wake-up per event loop, not one per task."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]
+    ] = {}
     for pending in batch:
         if isinstance(pending.future, asyncio.Future) and pending.loop is not None:
-            by_loop.setdefault(pending.loop, []).append(pending.future)
+            by_loop.setdefault(pending.loop, []).append((pending.future, pending.refusal))
         elif pending.future is not None:
-            _resolve(pending.future, failed)
+            _resolve(pending.future, failed, pending.refusal)
     for loop, futures in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is left to tell
             loop.call_soon_threadsafe(_resolve_all, futures, failed)
@@ -118,6 +129,7 @@ class AuditWriter:
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 10.0,
         max_retained: int = 10_000,
+        admitter: Admitter | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
@@ -127,6 +139,7 @@ class AuditWriter:
         self._clock = clock
         self._timeout = timeout
         self._max_retained = max_retained
+        self._admitter = admitter
         self._cond = threading.Condition()
         self._fresh: deque[_Pending] = deque()
         self._retry: deque[_Pending] = deque()
@@ -171,11 +184,17 @@ class AuditWriter:
 
     # -- callers ---------------------------------------------------------------------------
 
-    async def record(self, event: AuditEvent) -> None:
-        """Return once ``event`` is committed; raise ``Unavailable`` (503) when it cannot be."""
+    async def record(self, event: AuditEvent, admission: Admission | None = None) -> None:
+        """Return once ``event`` is committed; raise ``Unavailable`` (503) when it cannot be.
+
+        With an ``admission``, also raise what its checks refused (a replay, a rate limit, a
+        stale view); the refusal is recorded instead of ``event`` (see fleet.admission).
+        """
+        if admission is not None and self._admitter is None:
+            raise RuntimeError("this AuditWriter was built without an admitter")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._enqueue(_Pending(event, future, loop))
+        self._enqueue(_Pending(event, future, loop, admission))
         # A bare timer rather than asyncio.timeout(): same outcome, a fraction of the cost on a
         # path every request takes. The writer skips a future that has already failed.
         timer = loop.call_later(self._timeout, _expire, future, self._timeout)
@@ -263,9 +282,25 @@ class AuditWriter:
 
     def _write(self, batch: list[_Pending]) -> None:
         with self._serialised(), self._engine.begin() as conn:
-            append(
-                conn, [pending.event for pending in batch], self._key, lock_head(conn, self._key)
-            )
+            head = lock_head(conn, self._key)
+            events = self._admitted(conn, batch)
+            append(conn, events, self._key, head)
+
+    def _admitted(self, conn: Connection, batch: list[_Pending]) -> list[AuditEvent]:
+        """The batch's events after admission: a refusal recorded as a denial, a stale one not."""
+        for pending in batch:
+            pending.refusal = None  # a retried batch decides afresh
+        if self._admitter is None or all(p.admission is None for p in batch):
+            return [pending.event for pending in batch]
+        verdicts = self._admitter.admit(conn, [pending.admission for pending in batch])
+        events = []
+        for pending, refusal in zip(batch, verdicts, strict=True):
+            pending.refusal = refusal
+            if refusal is None:
+                events.append(pending.event)
+            elif not isinstance(refusal, StaleView):
+                events.append(refused(pending.event, refusal))
+        return events
 
     def _on_success(self, batch: list[_Pending]) -> None:
         self.stats.batches += 1

@@ -58,6 +58,7 @@ class Principal:
     app_id: str | None
     name: str
     expires_at: datetime | None
+    generation: int = 0  # the change count its cache entry was loaded under (fleet.changes)
 
     @property
     def is_admin(self) -> bool:

@@ -1,8 +1,11 @@
 """Authenticating an Alter-protocol request: the key, then its HMAC signature, time and nonce.
 
-The timestamp window and the replay cache are ours to choose (the official client defines
-neither): 300 s either way, and every nonce remembered for that long. The cache is per node; a
-request replayed to another node inside the window would need the captured TLS traffic first.
+The timestamp window and the replay check are ours to choose (the official client defines
+neither): 300 s either way. Replay is refused at two levels. This process's ``NonceCache``
+refuses a nonce it has seen before anything else is done. The deployment-wide check is in the
+use's own record: a request that releases or forwards a credential carries its nonce into the
+audit batch, where a nonce already stored by any worker or node refuses it
+(``fleet.admission``), at no round trip of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from vaultgate.injection.signing import SignatureError, parse_timestamp, verify_
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.services import KeyService
 from vaultgate.server.errors import Forbidden, Unauthenticated
+from vaultgate.server.fleet.admission import REPLAYED, nonce_key
 
 WINDOW_SECONDS = 300
 MAX_NONCES = 1_000_000
@@ -51,6 +55,11 @@ class NonceCache:
         return True
 
 
+def signed_nonce(principal: Principal, headers: Mapping[str, str]) -> str:
+    """The stored form of an authenticated request's nonce (scoped to its key)."""
+    return nonce_key(principal.key_id, headers.get("x-alter-nonce", ""))
+
+
 class SdkAuthenticator:
     def __init__(
         self, keys: KeyService, nonces: NonceCache, clock: Callable[[], float] = time.time
@@ -80,7 +89,5 @@ class SdkAuthenticator:
             )
         nonce = headers.get("x-alter-nonce", "")
         if not self._nonces.check_and_add(nonce, now, stamp):
-            raise Unauthenticated(
-                "this request was already seen (nonce replay)", code="replayed_request"
-            )
+            raise Unauthenticated(REPLAYED, code="replayed_request")
         return principal

@@ -1,7 +1,9 @@
 """Apps and API keys: create, list, revoke, and authenticate a presented key.
 
 Authentication is on every request, so verified keys are cached for a short time; a revocation
-on this node drops the cache entry at once, other nodes see it within ``cache_ttl`` seconds.
+on this node drops the cache entry at once, and every other worker and node stops trusting its
+entry as soon as it sees the change count move (``fleet.changes``: within 0.1 s, and before any
+use is recorded).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from vaultgate.server.auth import keys
 from vaultgate.server.auth.keys import KeyKind, Principal
 from vaultgate.server.clock import Clock
 from vaultgate.server.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
@@ -54,14 +57,22 @@ def parse_expiry(raw: str | None, now: datetime) -> datetime | None:
 
 class KeyService:
     def __init__(
-        self, engine: Engine, hash_key: bytes, audit: AuditSink, clock: Clock, cache_ttl: float
+        self,
+        engine: Engine,
+        hash_key: bytes,
+        audit: AuditSink,
+        clock: Clock,
+        cache_ttl: float,
+        changes: Changes | None = None,
     ) -> None:
         self._engine = engine
         self._hash_key = hash_key
         self._audit = audit
         self._clock = clock
         self._ttl = cache_ttl
-        self._cache: dict[str, tuple[float, Principal | None, str | None]] = {}
+        self._changes = changes or Changes()
+        # digest -> (expires, change count loaded under, principal, problem)
+        self._cache: dict[str, tuple[float, int, Principal | None, str | None]] = {}
 
     # --- apps -------------------------------------------------------------------------------
     def create_app(self, name: str, actor: Actor) -> dict[str, Any]:
@@ -174,7 +185,7 @@ class KeyService:
                 ),
             )
         self._cache = {
-            h: v for h, v in self._cache.items() if v[1] is None or v[1].key_id != key_id
+            h: v for h, v in self._cache.items() if v[2] is None or v[2].key_id != key_id
         }
 
     def authenticate(self, presented: str | None) -> Principal:
@@ -183,12 +194,22 @@ class KeyService:
             raise Unauthenticated("missing or malformed API key", code="invalid_key")
         digest = keys.key_hash(self._hash_key, presented)
         cached = self._cache.get(digest)
-        if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + self._ttl, *self._load(digest))
+        seen = self._changes.current
+        if cached is None or cached[0] < time.monotonic() or cached[1] < seen:
+            # Tagged with the count known BEFORE the read: the row read is at least that new.
+            loaded = self._load(t.api_keys.c.key_hash, digest, seen)
+            cached = (time.monotonic() + self._ttl, seen, *loaded)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = cached
-        _, principal, problem = cached
+        return self._checked(cached[2], cached[3])
+
+    def reload(self, principal: Principal) -> Principal:
+        """``principal`` read afresh (past the cache): for a decision refused as stale."""
+        seen = self._changes.current
+        return self._checked(*self._load(t.api_keys.c.id, principal.key_id, seen))
+
+    def _checked(self, principal: Principal | None, problem: str | None) -> Principal:
         if problem == "revoked":
             raise Unauthenticated("this API key has been revoked", code="key_revoked")
         if principal is None:
@@ -197,20 +218,19 @@ class KeyService:
             raise Unauthenticated("this API key has expired", code="key_expired")
         return principal
 
-    def _load(self, digest: str) -> tuple[Principal | None, str | None]:
+    def _load(
+        self, column: sa.Column[str], value: str, generation: int
+    ) -> tuple[Principal | None, str | None]:
         with reading(self._engine) as conn:
-            row = (
-                conn.execute(sa.select(t.api_keys).where(t.api_keys.c.key_hash == digest))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.api_keys).where(column == value)).mappings().first()
         if row is None:
             return None, None
         if row["revoked_at"] is not None:
             return None, "revoked"
-        return Principal(
-            row["id"], row["kind"], row["app_id"], row["name"], row["expires_at"]
-        ), None
+        principal = Principal(
+            row["id"], row["kind"], row["app_id"], row["name"], row["expires_at"], generation
+        )
+        return principal, None
 
     def has_admin_key(self) -> bool:
         with reading(self._engine) as conn:

@@ -9,6 +9,7 @@ the audit record of the use is durable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ipaddress
 from dataclasses import dataclass
@@ -20,16 +21,22 @@ from vaultgate.injection.credential import Credential
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
+from vaultgate.server.auth.services import KeyService
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.hygiene import check_request
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
-from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
-from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
+from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
+from vaultgate.server.fleet.admission import Admission, StaleView
+from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.secrets.grants import GrantContext, GrantService
 from vaultgate.server.secrets.services import SecretService
 from vaultgate.server.secrets.usage import UsageRecorder
+
+# A decision refused as stale is made again on fresh data; changes are rare, so a third refusal
+# in a row means the grant is being edited in a loop.
+STALE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,9 @@ class UseRequest:
     client_ip: str | None
     request_id: str
     display_url: str  # the URL as audited: injected query values never appear in it
+    nonce: str | None = (
+        None  # fleet.admission.nonce_key of a signed request: one use per deployment
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +69,15 @@ class Pipeline:
         grants: GrantService,
         secrets: SecretService,
         audit: AuditWriter,
-        limiter: RateLimiter,
         clock: Clock,
         usage: UsageRecorder | None = None,
         guard: AddressGuard | None = None,
+        keys: KeyService | None = None,
     ) -> None:
         self._grants = grants
         self._secrets = secrets
         self._audit = audit
-        self._limiter = limiter
+        self._keys = keys
         self._clock = clock
         self._usage = usage or UsageRecorder(grants.engine)
         self._guard = guard or AddressGuard()
@@ -92,6 +102,25 @@ class Pipeline:
         return await asyncio.shield(loading)
 
     async def authorize(self, use: UseRequest) -> Authorized:
+        """Decide, record the use durably, open the credential; decide again on a stale view.
+
+        The use's record is refused (``StaleView``) when a revocation, rotation or policy edit
+        committed anywhere after the caches behind this decision were loaded; the key and the
+        grant are then read afresh and the request decided again (see fleet.admission).
+        """
+        for _ in range(STALE_ATTEMPTS):
+            try:
+                return await self._authorize_once(use)
+            except StaleView:
+                if self._keys is not None:
+                    principal = await anyio.to_thread.run_sync(self._keys.reload, use.principal)
+                    use = dataclasses.replace(use, principal=principal)
+        raise Unavailable(
+            "the grant kept changing while this request was decided; retry",
+            code="changing_grant",
+        )
+
+    async def _authorize_once(self, use: UseRequest) -> Authorized:
         grant = await self.grant(use.grant_id)
         if grant is None or grant.app_id != use.principal.app_id:
             # Another app's grant answers exactly like one that does not exist.
@@ -105,7 +134,7 @@ class Pipeline:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
-        await self._audit.record(event)
+        await self._audit.record(event, self._admission(use, grant, now))
         grant, credential = await self._open(grant)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
@@ -170,20 +199,22 @@ class Pipeline:
                 code="blocked_destination",
                 field="url",
             )
-        self._check_rates(grant, facts, now)
 
-    def _check_rates(self, grant: GrantContext, facts: RequestFacts, now: datetime) -> None:
-        """Spend a token from this grant's bucket and from every limited ancestor's.
+    @staticmethod
+    def _admission(use: UseRequest, grant: GrantContext, now: datetime) -> Admission:
+        """What the use's record must still pass: fresh view, unseen nonce, rate budgets.
 
-        A clone shares its ancestors' budgets: otherwise N clones would multiply a parent's rate
-        limit by N. The grant's own bucket goes first, so requests a clone's own limit refuses
-        never drain its parent's budget.
+        A clone spends its ancestors' budgets too: otherwise N clones would multiply a parent's
+        rate limit by N. Its own comes first, and a refusal spends none of them.
         """
         lineage = grant.lineage or (grant.grant_id,)
-        for grant_id, policy in zip(lineage, grant.policies, strict=False):
-            if policy.rate_limit is not None:
-                state = self._limiter.check(grant_id, policy.rate_limit, now.timestamp())
-                _raise_if_denied(decide(policy, facts, now, rate=state))
+        budgets = tuple(
+            (grant_id, policy.rate_limit)
+            for grant_id, policy in zip(lineage, grant.policies, strict=False)
+            if policy.rate_limit is not None
+        )
+        view = min(use.principal.generation, grant.generation)
+        return Admission(at=now.timestamp(), view=view, nonce=use.nonce, budgets=budgets)
 
     def _event(
         self,

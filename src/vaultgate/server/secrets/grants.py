@@ -50,6 +50,7 @@ class GrantContext:
     revoked: bool
     expires_at: datetime | None
     lineage: tuple[str, ...] = ()  # the grant ids of ``policies``, in the same order
+    generation: int = 0  # the change count known before it was read (fleet.changes)
 
     @property
     def proxy_only(self) -> bool:
@@ -203,6 +204,7 @@ class GrantService:
             uuid.UUID(grant_id)
         except ValueError:
             return None
+        generation = self._cache.changes.current  # before the read: the rows are at least this new
         with reading(self._engine) as conn:
             chain = _chain(conn, grant_id)
             if not chain:
@@ -227,6 +229,7 @@ class GrantService:
             lineage=tuple(g["id"] for g in chain),
             revoked=any(g["status"] != "active" for g in chain) or secret["deleted_at"] is not None,
             expires_at=min(expiries) if expiries else None,
+            generation=generation,
         )
 
     def _chain_expiry(self, row: dict[str, Any], conn: Connection) -> datetime | None:

@@ -183,3 +183,27 @@ portal_users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_login_at", UTCDateTime, nullable=True),
 )
+
+# --- several workers and nodes (see fleet/): state every process must share exactly ---------
+
+# Nonces of signed SDK requests that released a credential, one row each: the primary key makes
+# a replay to another worker or node fail inside the transaction that records the use.
+sdk_nonces = sa.Table(
+    "sdk_nonces",
+    metadata,
+    sa.Column("nonce", sa.String(200), primary_key=True),  # "<key id>:<nonce>"
+    sa.Column("seen_at", sa.Double, nullable=False),  # epoch seconds
+    sa.Index("ix_sdk_nonces_seen_at", "seen_at"),
+)
+
+# One row per admitted use of a rate-limited grant (and of each limited ancestor): the sliding
+# window is counted here, under the audit head lock, so the limit is exact across processes.
+rate_hits = sa.Table(
+    "rate_hits",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("grant_id", ID, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),  # epoch seconds
+    sa.Index("ix_rate_hits_grant_id_at", "grant_id", "at"),
+    sa.Index("ix_rate_hits_at", "at"),
+)

@@ -17,7 +17,6 @@ from vaultgate.server.bootstrap import initialise
 from vaultgate.server.egress.pipeline import Pipeline, UseRequest
 from vaultgate.server.egress.urls import parse_target
 from vaultgate.server.errors import Forbidden
-from vaultgate.server.policy import RateLimiter
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.secrets.models import SecretCreate
 from vaultgate.server.secrets.services import SecretService
@@ -67,7 +66,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     racing = RacingSecrets(
         rt.engine, rt.barrier, rt.catalogue, AuditSink(rt.audit_key), rt.clock, rt.cache
     )
-    pipeline = Pipeline(rt.grants, racing, rt.audit, RateLimiter(), rt.clock)
+    pipeline = Pipeline(rt.grants, racing, rt.audit, rt.clock)
     use = UseRequest(
         principal=rt.keys.authenticate(key),
         grant_id=created["grant_id"],

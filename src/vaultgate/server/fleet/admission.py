@@ -1,0 +1,224 @@
+"""The checks a use must still pass inside the transaction that records it.
+
+The audit writer commits each batch of use records in one transaction that first locks the audit
+head, and every batch of every worker and node takes that same lock. So whatever is checked
+there, after the lock, is checked against one serial history of the whole deployment, at no
+round trip of its own (the statements ride in the batch the request waits for anyway):
+
+- **stale view**: the decision was made on caches loaded under a change count older than the
+  database's; the use is not recorded and the caller decides again on fresh data;
+- **replay**: a signed request's nonce is already stored (from any worker or node), or appears
+  twice in the batch; refused and audited as a denial;
+- **rate limits**: a sliding window per limited grant, own grant first and then each limited
+  ancestor, counted over ``rate_hits``; refused with the seconds until the oldest hit leaves it.
+
+A refused use is written as a ``grant:deny`` with the refusal's code; nothing is stored of a
+refused use's nonce or hits, so a refusal never spends budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.errors import Unauthenticated, VaultError
+from vaultgate.server.fleet import changes
+from vaultgate.server.fleet.changes import Changes
+from vaultgate.server.policy import Decision, RateLimit, denial_error
+from vaultgate.server.storage.tables import rate_hits, sdk_nonces
+
+# A signed request is accepted within 300 s of its timestamp either way, so a replay can arrive
+# up to 600 s after the original: its nonce is kept that long.
+NONCE_RETENTION: Final = 600.0
+PRUNE_EVERY: Final = 10.0
+
+REPLAYED: Final = "this request was already seen (nonce replay)"
+
+
+class StaleView(Exception):
+    """The use was decided on a view older than the database's change count ``current``."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"decided on a stale view (changes now at {current})")
+        self.current = current
+
+
+def replayed() -> Unauthenticated:
+    return Unauthenticated(REPLAYED, code="replayed_request")
+
+
+def refused(event: AuditEvent, refusal: Exception) -> AuditEvent:
+    """The record of a use its admission refused: a denial with the refusal's code."""
+    code = refusal.code if isinstance(refusal, VaultError) else "refused"
+    name = "grant:deny" if event.event == "grant:use" else event.event
+    return dataclasses.replace(event, event=name, outcome="denied", code=code)
+
+
+def nonce_key(key_id: str, nonce: str) -> str:
+    """What is stored of a nonce: scoped to the key that signed it, bounded in length."""
+    return hashlib.sha256(f"{key_id}:{nonce}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What one use must still pass when it is recorded."""
+
+    at: float  # epoch seconds of the decision
+    view: int | None = None  # the change count the decision's caches were loaded under
+    nonce: str | None = None  # ``nonce_key`` of a signed request
+    budgets: tuple[tuple[str, RateLimit], ...] = ()  # own grant first, then limited ancestors
+
+
+@dataclass(slots=True)
+class _Window:
+    """One grant's sliding window during a batch: stored hits, and those this batch adds."""
+
+    grant_id: str
+    limit: RateLimit
+    since: float
+    stored: int
+    added: list[float] = field(default_factory=list)
+
+    def full(self) -> bool:
+        return self.stored + len(self.added) >= self.limit.requests
+
+
+class Admitter:
+    """Runs the checks of one batch; one per process (it remembers when it last pruned)."""
+
+    def __init__(self, changes_seen: Changes) -> None:
+        self._changes = changes_seen
+        self._pruned_at = 0.0
+
+    def admit(self, conn: Connection, items: Sequence[Admission | None]) -> list[Exception | None]:
+        """For each item, None when admitted, else why not; stores what admitted items spend."""
+        verdicts: list[Exception | None] = [None] * len(items)
+        present = [(i, a) for i, a in enumerate(items) if a is not None]
+        if not present:
+            return verdicts
+        windows: dict[str, _Window] = {}
+        self._check_views(conn, present, verdicts)
+        self._check_nonces(conn, present, verdicts)
+        self._check_rates(conn, present, verdicts, windows)
+        admitted = [a for i, a in present if verdicts[i] is None]
+        self._store(conn, admitted)
+        self._prune(conn, max(a.at for _, a in present), windows)
+        return verdicts
+
+    def _check_views(
+        self,
+        conn: Connection,
+        present: list[tuple[int, Admission]],
+        verdicts: list[Exception | None],
+    ) -> None:
+        if all(a.view is None for _, a in present):
+            return
+        current = changes.read(conn)
+        self._changes.observe(current)
+        for i, a in present:
+            if a.view is not None and a.view < current:
+                verdicts[i] = StaleView(current)
+
+    @staticmethod
+    def _check_nonces(
+        conn: Connection, present: list[tuple[int, Admission]], verdicts: list[Exception | None]
+    ) -> None:
+        wanted = {a.nonce for i, a in present if a.nonce is not None and verdicts[i] is None}
+        if not wanted:
+            return
+        query = sa.select(sdk_nonces.c.nonce).where(sdk_nonces.c.nonce.in_(wanted))
+        taken = set(conn.execute(query).scalars())
+        for i, a in present:
+            if a.nonce is None or verdicts[i] is not None:
+                continue
+            if a.nonce in taken:
+                verdicts[i] = replayed()
+            taken.add(a.nonce)  # a second copy in this same batch is a replay too
+
+    @staticmethod
+    def _check_rates(
+        conn: Connection,
+        present: list[tuple[int, Admission]],
+        verdicts: list[Exception | None],
+        windows: dict[str, _Window],
+    ) -> None:
+        since = min(a.at for _, a in present)
+        for i, a in present:
+            if verdicts[i] is not None or not a.budgets:
+                continue
+            opened = [_window(conn, windows, gid, limit, since) for gid, limit in a.budgets]
+            full = next((w for w in opened if w.full()), None)
+            if full is not None:
+                verdicts[i] = _rate_limited(conn, full, a.at)
+                continue
+            for window in opened:
+                window.added.append(a.at)
+
+    @staticmethod
+    def _store(conn: Connection, admitted: list[Admission]) -> None:
+        nonces = [{"nonce": a.nonce, "seen_at": a.at} for a in admitted if a.nonce is not None]
+        if nonces:
+            conn.execute(sdk_nonces.insert(), nonces)
+        hits = [{"grant_id": gid, "at": a.at} for a in admitted for gid, _ in a.budgets]
+        if hits:
+            conn.execute(rate_hits.insert(), hits)
+
+    def _prune(self, conn: Connection, now: float, windows: dict[str, _Window]) -> None:
+        """Now and then, forget nonces past any replay window and hits that left their window.
+
+        Hits are pruned per grant as its window is counted, so what a grant no longer used
+        leaves behind is at most its own ``requests`` rows.
+        """
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        conn.execute(sdk_nonces.delete().where(sdk_nonces.c.seen_at < now - NONCE_RETENTION))
+        for window in windows.values():
+            conn.execute(
+                rate_hits.delete().where(
+                    rate_hits.c.grant_id == window.grant_id, rate_hits.c.at <= window.since
+                )
+            )
+
+
+def _window(
+    conn: Connection, windows: dict[str, _Window], grant_id: str, limit: RateLimit, now: float
+) -> _Window:
+    window = windows.get(grant_id)
+    if window is None or window.limit != limit:
+        since = now - limit.per_seconds
+        stored = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(rate_hits)
+            .where(rate_hits.c.grant_id == grant_id, rate_hits.c.at > since)
+        ).scalar_one()
+        window = _Window(grant_id, limit, since, int(stored), window.added if window else [])
+        windows[grant_id] = window
+    return window
+
+
+def _rate_limited(conn: Connection, window: _Window, now: float) -> Exception:
+    """429 with the whole seconds until enough hits have left the window for one more."""
+    # The hit whose leaving frees a place: the (total - requests + 1)-th oldest in the window.
+    index = window.stored + len(window.added) - window.limit.requests
+    if index < window.stored:
+        frees_at = conn.execute(
+            sa.select(rate_hits.c.at)
+            .where(rate_hits.c.grant_id == window.grant_id, rate_hits.c.at > window.since)
+            .order_by(rate_hits.c.at)
+            .offset(index)
+            .limit(1)
+        ).scalar_one()
+    else:
+        frees_at = window.added[index - window.stored]
+    wait = math.ceil(float(frees_at) + window.limit.per_seconds - now)
+    decision = Decision(False, "rate_limit_exceeded", "rate_limit", max(1, wait))
+    return denial_error(decision)
