@@ -40,6 +40,9 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     cache_ttl: float = 2.0
+    # "full": a commit (a use record above all) is on disk before it returns; "normal" accepts
+    # losing the last commits to an OS crash or power loss (storage/engine.py).
+    durability: str = "full"
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -90,6 +93,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}: expected an integer") from None
 
 
+def _durability(raw: str) -> str:
+    if raw.strip().lower() not in ("full", "normal"):
+        raise SettingsError("VAULTGATE_DURABILITY: expected full or normal")
+    return raw.strip().lower()
+
+
 def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
     """Settings from the environment mapping; command-line flags (not None) take precedence."""
     base = Settings(
@@ -107,6 +116,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
             env.get("VAULTGATE_TRUSTED_PROXIES", ""), "VAULTGATE_TRUSTED_PROXIES"
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
+        durability=_durability(env.get("VAULTGATE_DURABILITY") or "full"),
     )
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):
