@@ -106,7 +106,7 @@ def serve(
     workers: int | None,
 ) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
-    from vaultgate.server.bootstrap import initialise, is_initialised
+    from vaultgate.server.bootstrap import initialise, is_initialised, protect_data_dir
     from vaultgate.server.crypto import MasterKeyError
 
     settings = settings_from(
@@ -122,6 +122,7 @@ def serve(
     if init_missing and not is_initialised(settings):
         result = initialise(settings)
         _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
+    protect_data_dir(settings)
     from vaultgate.server.app import create_app
 
     try:

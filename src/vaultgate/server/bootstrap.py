@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from vaultgate.server.auth.services import Actor
 from vaultgate.server.auth.users import create_user, generate_password
@@ -10,7 +11,13 @@ from vaultgate.server.crypto import FileKeyProvider
 from vaultgate.server.keys_at_rest import load_keyring
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.settings import Settings, safe_url
-from vaultgate.server.storage.engine import create_engine, has_schema
+from vaultgate.server.storage.engine import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    SQLITE_SUFFIXES,
+    create_engine,
+    has_schema,
+)
 
 FIRST_USER = "admin@vaultgate.local"
 
@@ -52,6 +59,7 @@ def initialise(settings: Settings) -> InitResult:
         create_user(rt.engine, FIRST_USER, password, rt.clock())
     finally:
         rt.engine.dispose()
+    protect_data_dir(settings)
     return InitResult(admin_key, FIRST_USER, password, str(settings.data_dir))
 
 
@@ -61,3 +69,22 @@ def is_initialised(settings: Settings) -> bool:
         return has_schema(engine)
     finally:
         engine.dispose()
+
+
+def protect_data_dir(settings: Settings) -> None:
+    """The data directory 0700 and its database files 0600 (``init`` and ``serve``).
+
+    They hold the admin's password hash, the sealed secrets and the whole audit trail; a vault
+    made before this check had 0644 files in a 0755 directory, readable by any local user. The
+    key file is not narrowed here: it is written 0600, and one found readable by others is
+    refused at start (its key may have been read), not quietly fixed.
+    """
+    if settings.data_dir.is_dir():
+        settings.data_dir.chmod(PRIVATE_DIR)
+    if not settings.db_url.startswith("sqlite"):
+        return
+    database = Path(settings.db_url.split("///", 1)[-1])
+    for suffix in SQLITE_SUFFIXES:
+        path = database.with_name(database.name + suffix)
+        if path.is_file():
+            path.chmod(PRIVATE_FILE)

@@ -57,7 +57,7 @@ class Runtime:
     ) -> Runtime:
         """Open the database and the key set; refuses (MasterKeyError) a key that does not fit."""
         keyring = load_keyring(settings)
-        engine = engine or create_engine(settings.db_url)
+        engine = engine or create_engine(settings.db_url, durability=settings.durability)
         migrate(engine)
         check_against_database(engine, keyring)
         barrier = Barrier(keyring)

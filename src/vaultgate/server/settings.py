@@ -47,6 +47,9 @@ class Settings:
     first_byte_timeout: float = 120.0  # request sent -> the upstream's response headers
     header_timeout: float = 10.0  # connection open (or previous answer) -> request headers read
     max_connections: int = 4096  # open client connections per node; more are answered 503
+    # "full": a commit (a use record above all) is on disk before it returns; "normal" accepts
+    # losing the last commits to an OS crash or power loss (storage/engine.py).
+    durability: str = "full"
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -97,6 +100,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}: expected an integer") from None
 
 
+def _durability(raw: str) -> str:
+    if raw.strip().lower() not in ("full", "normal"):
+        raise SettingsError("VAULTGATE_DURABILITY: expected full or normal")
+    return raw.strip().lower()
+
+
 def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
     """Settings from the environment mapping; command-line flags (not None) take precedence."""
     base = Settings(
@@ -114,6 +123,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
             env.get("VAULTGATE_TRUSTED_PROXIES", ""), "VAULTGATE_TRUSTED_PROXIES"
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
+        durability=_durability(env.get("VAULTGATE_DURABILITY") or "full"),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):

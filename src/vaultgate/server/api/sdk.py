@@ -75,9 +75,11 @@ async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes, di
 def _payload(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise InvalidInput(
-            "the body is not valid JSON", code="invalid_json", field="body"
+            "the body is not valid JSON (or is nested too deeply)",
+            code="invalid_json",
+            field="body",
         ) from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object", code="invalid_json", field="body")

@@ -148,8 +148,16 @@ def _ascending(
 
 
 def export_jsonl(engine: Engine, **filters: Any) -> Iterator[str]:
-    """The matching events oldest first, one JSON object per item (the caller adds newlines)."""
+    """The matching events oldest first, one JSON object per item (the caller adds newlines).
+
+    Not a generator itself: the filters are checked here, when it is called, so a bad one is a
+    422 before the response starts, not a 200 whose stream then breaks.
+    """
     clauses = _filters(**filters)
+    return _lines(engine, clauses)
+
+
+def _lines(engine: Engine, clauses: list[sa.ColumnElement[bool]]) -> Iterator[str]:
     for row in _ascending(engine, clauses):
         yield json.dumps(event_to_dict(row), sort_keys=True, separators=(",", ":"))
 

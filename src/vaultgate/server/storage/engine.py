@@ -1,12 +1,24 @@
-"""Engine creation and migrations for SQLite (WAL) and PostgreSQL (psycopg 3)."""
+"""Engine creation and migrations for SQLite (WAL) and PostgreSQL (psycopg 3).
+
+Durability: a commit is on disk before it returns, by default. On SQLite that is
+``synchronous=FULL`` (WAL mode: the WAL is fsync'd at every commit; the audit writer's group commit
+makes that one fsync per batch, not per request); on PostgreSQL ``synchronous_commit=on``.
+``durability="normal"`` (``VAULTGATE_DURABILITY=normal``) trades that for speed: the database stays
+consistent, but the last commits before an OS crash or power loss may be lost, audit records of
+released credentials included.
+
+The SQLite file and its WAL/SHM siblings are private to the vault's user (0600, in a 0700 directory
+when the engine creates it): they hold the admin's password hash and the whole audit trail.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,13 +38,25 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+DURABILITY_LEVELS: Final = ("full", "normal")
+_SQLITE_SYNCHRONOUS: Final = {"full": "FULL", "normal": "NORMAL"}
+_PG_SYNCHRONOUS_COMMIT: Final = {"full": "on", "normal": "off"}
+# SQLite makes the WAL and SHM files with the main file's mode, so these cover all three.
+SQLITE_SUFFIXES: Final = ("", "-wal", "-shm", "-journal", ".audit-lock")
+PRIVATE_FILE: Final = 0o600
+PRIVATE_DIR: Final = 0o700
+
+
+def _sqlite_pragmas(synchronous: str) -> Callable[[sqlite3.Connection, Any], None]:
+    def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -55,21 +79,46 @@ def reading(engine: Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
+def _check_durability(durability: str) -> None:
+    if durability not in DURABILITY_LEVELS:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (in a new 0700 directory) before SQLite opens it.
+
+    Creating it ourselves with an explicit mode, rather than under a changed umask, keeps the
+    process-wide umask alone (other threads may be creating files meanwhile). An existing file
+    and its siblings are narrowed to 0600 too: a vault made by an older version had 0644.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    for suffix in SQLITE_SUFFIXES:
+        sibling = path.with_name(path.name + suffix)
+        if sibling.exists() and sibling.stat().st_mode & 0o777 != PRIVATE_FILE:
+            sibling.chmod(PRIVATE_FILE)
+
+
+def create_engine(url: str, *, durability: str = "full", **kwargs: Any) -> Engine:
+    _check_durability(durability)
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(path))
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "isolation_level": None}, **kwargs
         )
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_pragmas(_SQLITE_SYNCHRONOUS[durability]))
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    # Per connection, so a server configured with synchronous_commit=off does not silently
+    # weaken the promise that a released credential's use record is on disk.
+    options = f"-c synchronous_commit={_PG_SYNCHRONOUS_COMMIT[durability]}"
+    kwargs.setdefault("connect_args", {}).setdefault("options", options)
     return sa.create_engine(url, **kwargs)
 
 
