@@ -22,6 +22,7 @@ from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.guard import AddressGuard
+from vaultgate.server.egress.refusals import host_refusal
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
 from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
@@ -164,7 +165,7 @@ class Pipeline:
         _raise_if_denied(decide(own, facts, now))
         if not host_allowed(use.target, grant.hosts):
             raise Unprocessable(
-                f"{use.target.origin} is not an allowed destination of this grant",
+                host_refusal(use.target, grant.hosts),
                 code="blocked_destination",
                 field="url",
             )
