@@ -11,8 +11,19 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
+
+# A loaded 2-core CI machine is slow at random moments: no Hypothesis example may fail for taking
+# long (deadline) or for generating slowly (too_slow). Every example still runs; this profile is
+# the default under the per-test @settings, which inherit what they do not set.
+hypothesis.settings.register_profile(
+    "vaultgate",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("vaultgate")
 
 PG_ADMIN_URL = os.environ.get("VAULTGATE_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 IN_CI = bool(os.environ.get("CI"))

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from vaultgate.cli.output import emit
+from vaultgate.cli.params import expiry_body, expiry_options
 from vaultgate.cli.remote import api, json_option
 
 
@@ -20,6 +21,7 @@ def apps() -> None:
 @json_option
 @click.pass_context
 def apps_create(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Create an app; prints its id."""
     emit(api(ctx).call("POST", "/v1/apps", json={"name": name}), as_json=as_json)
 
 
@@ -27,6 +29,7 @@ def apps_create(ctx: click.Context, name: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def apps_list(ctx: click.Context, as_json: bool) -> None:
+    """List apps."""
     emit(
         api(ctx).call("GET", "/v1/apps")["items"],
         as_json=as_json,
@@ -41,16 +44,20 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("app_id")
-@click.option("--name", required=True)
-@click.option("--expires-at", default=None, help="ISO 8601 date-time with offset.")
+@click.option("--name", required=True, help="A name to tell the key by.")
+@expiry_options
 @json_option
 @click.pass_context
 def keys_create(
-    ctx: click.Context, app_id: str, name: str, expires_at: str | None, as_json: bool
+    ctx: click.Context,
+    app_id: str,
+    name: str,
+    expires_at: str | None,
+    expires_in: int | None,
+    as_json: bool,
 ) -> None:
-    body: dict[str, Any] = {"name": name}
-    if expires_at:
-        body["expires_at"] = expires_at
+    """Create an app key (alter_key_...); it is printed once, store it now."""
+    body: dict[str, Any] = {"name": name, **expiry_body(expires_at, expires_in)}
     emit(api(ctx).call("POST", f"/v1/apps/{app_id}/keys", json=body), as_json=as_json)
 
 
@@ -59,6 +66,7 @@ def keys_create(
 @json_option
 @click.pass_context
 def keys_list(ctx: click.Context, app_id: str, as_json: bool) -> None:
+    """List an app's keys (hints only, never a key)."""
     emit(
         api(ctx).call("GET", f"/v1/apps/{app_id}/keys")["items"],
         as_json=as_json,
@@ -70,5 +78,6 @@ def keys_list(ctx: click.Context, app_id: str, as_json: bool) -> None:
 @click.argument("key_id")
 @click.pass_context
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key by its id; it stops working at once on this node."""
     api(ctx).call("DELETE", f"/v1/keys/{key_id}")
     click.echo(f"revoked key {key_id}")

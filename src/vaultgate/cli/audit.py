@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from vaultgate.cli.output import emit
+from vaultgate.cli.params import MOMENT, MOMENT_HELP
 from vaultgate.cli.remote import api, json_option
 
 AUDIT_COLUMNS = ["seq", "ts", "event", "outcome", "code", "grant_id", "caller", "method", "url"]
@@ -22,12 +23,22 @@ _FILTERS = {
     "since": "since",
     "until": "until",
 }
+_FILTER_HELP = {
+    "grant": "Only events of this grant_id.",
+    "app": "Only events of this app id.",
+    "caller": "Only events of this caller (the SDK's caller name).",
+    "event": "Only this event, e.g. grant:use, grant:deny, key:create, secret:rotate.",
+    "outcome": "Only this outcome: allowed, denied, ok or error.",
+    "since": f"Only events at or after this time: {MOMENT_HELP}.",
+    "until": f"Only events before this time: {MOMENT_HELP}.",
+}
 
 
 def audit_filters(fn: Any) -> Any:
     # click lists options in the reverse order of their decorators, so add them last first.
     for name in reversed(_FILTERS):
-        fn = click.option(f"--{name}", default=None)(fn)
+        kind = MOMENT if name in ("since", "until") else None
+        fn = click.option(f"--{name}", default=None, type=kind, help=_FILTER_HELP[name])(fn)
     return fn
 
 
@@ -42,10 +53,11 @@ def audit() -> None:
 
 @audit.command("list")
 @audit_filters
-@click.option("--limit", type=int, default=50)
+@click.option("--limit", type=int, default=50, help="At most this many events, newest first.")
 @json_option
 @click.pass_context
 def audit_list(ctx: click.Context, /, limit: int, as_json: bool, **f: Any) -> None:
+    """List audit events, newest first."""
     params = {**_filter_params(f), "limit": limit}
     emit(
         api(ctx).call("GET", "/v1/audit", params=params)["items"],
@@ -55,7 +67,7 @@ def audit_list(ctx: click.Context, /, limit: int, as_json: bool, **f: Any) -> No
 
 
 @audit.command("tail")
-@click.option("--interval", type=float, default=2.0)
+@click.option("--interval", type=float, default=2.0, help="Seconds between polls (default 2).")
 @click.option("--count", type=int, default=0, help="Stop after this many polls (0: forever).")
 @click.pass_context
 def audit_tail(ctx: click.Context, interval: float, count: int) -> None:
@@ -74,10 +86,13 @@ def audit_tail(ctx: click.Context, interval: float, count: int) -> None:
 
 
 @audit.command("export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", help="Output format."
+)
 @audit_filters
 @click.pass_context
 def audit_export(ctx: click.Context, /, fmt: str, **f: Any) -> None:
+    """Write the matching events, oldest first, one JSON object a line."""
     text = api(ctx).call("GET", "/v1/audit/export", params=_filter_params(f))
     click.echo(text or "", nl=False)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from vaultgate.cli.argv import NoPasswordInArgv
+from vaultgate.cli.localdb import WHERE, require_vault
 from vaultgate.server.settings import Settings, SettingsError, load_settings
 
 
@@ -128,7 +130,8 @@ def serve(
     try:
         app = create_app(settings)
     except MasterKeyError as exc:
-        raise click.ClickException(f"refusing to start: {exc}") from None
+        hint = "" if settings.master_key or settings.key_file.exists() else f"; {WHERE}"
+        raise click.ClickException(f"refusing to start: {exc}{hint}") from None
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
     from vaultgate.server.serving import serve_many, serve_one
 
@@ -171,24 +174,21 @@ def master_key() -> None:
 def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
     """Add a new master key and re-wrap every data key under it, online."""
     from vaultgate.server.crypto import Barrier, FileKeyProvider
-    from vaultgate.server.keys_at_rest import check_against_database, load_keyring, rewrap_all
-    from vaultgate.server.storage.engine import create_engine
+    from vaultgate.server.keys_at_rest import rewrap_all
 
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
-    engine = create_engine(settings.db_url)
     if settings.master_key:
         raise click.ClickException(
             "VAULTGATE_MASTER_KEY is set: put a new key first in its list and run "
             "`vaultgate master-key rewrap` instead"
         )
-    keyring = load_keyring(settings)
-    check_against_database(engine, keyring)
+    engine = require_vault(settings)
+    keyring = _checked_keyring(settings, engine)
     # A rerun after an interruption finishes the job instead of adding yet another key.
     if _pending(engine, keyring.active.key_id) == 0:
         new = FileKeyProvider.add_key(settings.key_file)
         click.echo(f"added master key {new.key_id}")
-    keyring = load_keyring(settings)
-    check_against_database(engine, keyring)
+    keyring = _checked_keyring(settings, engine)
     done, total = rewrap_all(engine, Barrier(keyring))
     click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
 
@@ -200,15 +200,26 @@ def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -
 def rewrap(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
     """Re-wrap every data key under the active master key (after adding one)."""
     from vaultgate.server.crypto import Barrier
-    from vaultgate.server.keys_at_rest import check_against_database, load_keyring, rewrap_all
-    from vaultgate.server.storage.engine import create_engine
+    from vaultgate.server.keys_at_rest import rewrap_all
 
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
-    engine = create_engine(settings.db_url)
-    keyring = load_keyring(settings)
-    check_against_database(engine, keyring)
+    engine = require_vault(settings)
+    keyring = _checked_keyring(settings, engine)
     done, total = rewrap_all(engine, Barrier(keyring))
     click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
+
+
+def _checked_keyring(settings: Settings, engine: Any) -> Any:
+    """The key set, checked against the database; a MasterKeyError becomes one line, not a trace."""
+    from vaultgate.server.crypto import MasterKeyError
+    from vaultgate.server.keys_at_rest import check_against_database, load_keyring
+
+    try:
+        keyring = load_keyring(settings)
+        check_against_database(engine, keyring)
+    except MasterKeyError as exc:
+        raise click.ClickException(f"{exc}; {WHERE}") from None
+    return keyring
 
 
 def _pending(engine: Any, active: str) -> int:
@@ -239,7 +250,7 @@ def _password(ctx: click.Context) -> str:
     return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
 
 
-@users.command("add")
+@users.command("add", cls=NoPasswordInArgv)
 @click.argument("email")
 @data_dir_option
 @db_option
@@ -251,17 +262,17 @@ def users_add(
     from vaultgate.server.auth.users import create_user
     from vaultgate.server.clock import utcnow
     from vaultgate.server.errors import VaultError
-    from vaultgate.server.storage.engine import create_engine
 
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    engine = require_vault(settings)
     try:
-        create_user(create_engine(settings.db_url), email, _password(ctx), utcnow())
+        create_user(engine, email, _password(ctx), utcnow())
     except VaultError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"added portal user {email}")
 
 
-@users.command("reset-password")
+@users.command("reset-password", cls=NoPasswordInArgv)
 @click.argument("email")
 @data_dir_option
 @db_option
@@ -272,11 +283,11 @@ def users_reset(
     """Set a portal user's password (read from a prompt or standard input)."""
     from vaultgate.server.auth.users import set_password
     from vaultgate.server.errors import VaultError
-    from vaultgate.server.storage.engine import create_engine
 
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    engine = require_vault(settings)
     try:
-        set_password(create_engine(settings.db_url), email, _password(ctx))
+        set_password(engine, email, _password(ctx))
     except VaultError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"password of {email} changed")

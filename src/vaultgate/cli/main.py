@@ -6,7 +6,7 @@ import os
 
 import click
 
-from vaultgate.cli import apps, audit, grants, local, providers, secrets
+from vaultgate.cli import admin_keys, apps, audit, grants, local, providers, secrets
 
 
 @click.group()
@@ -33,6 +33,7 @@ for command in (
     local.users,
     apps.apps,
     apps.keys,
+    admin_keys.admin_keys,
     secrets.secrets,
     grants.grants,
     audit.audit,

@@ -14,9 +14,10 @@ def providers() -> None:
 
 
 @providers.command("list")
-@click.option("--search", default=None)
+@click.option("--search", default=None, help="Only providers whose name or slug matches.")
 @json_option
 def providers_list(search: str | None, as_json: bool) -> None:
+    """List provider templates: slug, credential type and hosts."""
     from vaultgate.server.providers import load_catalogue
 
     catalogue = load_catalogue()
@@ -28,6 +29,7 @@ def providers_list(search: str | None, as_json: bool) -> None:
 @click.argument("slug")
 @json_option
 def providers_show(slug: str, as_json: bool) -> None:
+    """Show one provider template: its injection, hosts and parameters."""
     from vaultgate.server.errors import VaultError
     from vaultgate.server.providers import load_catalogue
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from vaultgate.cli.argv import NoSecretInArgv
 from vaultgate.cli.output import emit
 from vaultgate.cli.remote import api, json_arg, json_option
 
@@ -58,15 +59,25 @@ def _credential(
     return value
 
 
-@secrets.command("add")
-@click.option("--app", "app_id", required=True, help="App id.")
-@click.option("--name", required=True)
+HOST_HELP = (
+    "Allowed destination (repeat): host, host:port, *.domain or scheme://host[:port]. "
+    "A bare host means https only: for a plain-http service give the origin, "
+    "e.g. --host http://127.0.0.1:8080."
+)
+TYPE_HELP = "Credential type (default: the provider's, else bearer)."
+FROM_FILE_HELP = "Read the value from this file (a trailing newline is dropped)."
+STDIN_HELP = "Read the value from the first line of standard input."
+
+
+@secrets.command("add", cls=NoSecretInArgv)
+@click.option("--app", "app_id", required=True, help="Id of the app that owns the secret.")
+@click.option("--name", required=True, help="Name of the secret, unique within its app.")
 @click.option("--provider", default=None, help="Provider template slug (see `providers list`).")
-@click.option("--type", "ctype", default=None, type=CREDENTIAL_TYPES)
+@click.option("--type", "ctype", default=None, type=CREDENTIAL_TYPES, help=TYPE_HELP)
 @click.option("--header", default=None, help="Custom injection header name.")
 @click.option("--format", "fmt", default=None, help="Header value template, e.g. 'Token {token}'.")
 @click.option("--query-param", default=None, help="Send the token as this query parameter.")
-@click.option("--host", "hosts", multiple=True, help="Allowed host (repeat).")
+@click.option("--host", "hosts", multiple=True, help=HOST_HELP)
 @click.option("--param", "params", multiple=True, help="Provider parameter NAME=VALUE.")
 @click.option(
     "--field",
@@ -74,11 +85,15 @@ def _credential(
     multiple=True,
     help="A non-secret credential field NAME=VALUE (e.g. username=alice).",
 )
-@click.option("--policy", default=None, help="Policy as JSON.")
-@click.option("--aws-region", default=None)
-@click.option("--aws-service", default=None)
-@click.option("--from-file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--stdin", is_flag=True, help="Read the value from standard input.")
+@click.option(
+    "--policy", default=None, help='Policy as JSON, e.g. \'{"allowed_methods": ["GET"]}\'.'
+)
+@click.option("--aws-region", default=None, help="AWS region to sign for (aws_sigv4).")
+@click.option("--aws-service", default=None, help="AWS service to sign for (aws_sigv4).")
+@click.option(
+    "--from-file", type=click.Path(exists=True, dir_okay=False), default=None, help=FROM_FILE_HELP
+)
+@click.option("--stdin", is_flag=True, help=STDIN_HELP)
 @json_option
 @click.pass_context
 def secrets_add(
@@ -100,7 +115,13 @@ def secrets_add(
     stdin: bool,
     as_json: bool,
 ) -> None:
-    """Store a secret; prints its grant_id."""
+    """Store a secret; prints its grant_id.
+
+    The value is read from a hidden prompt, --stdin or --from-file, never from the command
+    line. To call a local plain-http service, allow its origin with --host http://HOST:PORT
+    and start the server with --allow-private-destinations (e.g. 127.0.0.1/32): private and
+    loopback addresses are refused otherwise.
+    """
     body: dict[str, Any] = {
         "app_id": app_id,
         "name": name,
@@ -130,10 +151,11 @@ def secrets_add(
 
 
 @secrets.command("list")
-@click.option("--app", "app_id", default=None)
+@click.option("--app", "app_id", default=None, help="Only the secrets of this app id.")
 @json_option
 @click.pass_context
 def secrets_list(ctx: click.Context, app_id: str | None, as_json: bool) -> None:
+    """List secrets (metadata only, never a value)."""
     params = {"app_id": app_id} if app_id else {}
     emit(
         api(ctx).call("GET", "/v1/secrets", params=params)["items"],
@@ -155,15 +177,18 @@ def secrets_list(ctx: click.Context, app_id: str | None, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def secrets_show(ctx: click.Context, secret_id: str, as_json: bool) -> None:
+    """Show one secret's metadata, hosts and grants (never its value)."""
     emit(api(ctx).call("GET", f"/v1/secrets/{secret_id}"), as_json=as_json)
 
 
-@secrets.command("rotate")
+@secrets.command("rotate", cls=NoSecretInArgv)
 @click.argument("secret_id")
-@click.option("--type", "ctype", default=None, type=CREDENTIAL_TYPES)
-@click.option("--field", "fields", multiple=True)
-@click.option("--from-file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--stdin", is_flag=True)
+@click.option("--type", "ctype", default=None, type=CREDENTIAL_TYPES, help=TYPE_HELP)
+@click.option("--field", "fields", multiple=True, help="A non-secret credential field NAME=VALUE.")
+@click.option(
+    "--from-file", type=click.Path(exists=True, dir_okay=False), default=None, help=FROM_FILE_HELP
+)
+@click.option("--stdin", is_flag=True, help=STDIN_HELP)
 @json_option
 @click.pass_context
 def secrets_rotate(
@@ -184,5 +209,6 @@ def secrets_rotate(
 @click.argument("secret_id")
 @click.pass_context
 def secrets_delete(ctx: click.Context, secret_id: str) -> None:
+    """Delete a secret; every grant of it is revoked."""
     api(ctx).call("DELETE", f"/v1/secrets/{secret_id}")
     click.echo(f"deleted secret {secret_id}; its grants are revoked")

@@ -64,6 +64,18 @@ def create_admin_key(body: KeyCreate, rt: Rt, actor: AdminActor) -> dict[str, An
     return {**meta, "api_key": plaintext}
 
 
+@router.get("/admin-keys")
+def list_admin_keys(rt: Rt, _: AdminActor) -> dict[str, Any]:
+    return {"items": rt.keys.list_admin_keys()}
+
+
+@router.delete("/admin-keys/{key_id}", status_code=204)
+def revoke_admin_key(key_id: str, rt: Rt, actor: AdminActor) -> Response:
+    rt.keys.get_admin_key(key_id)  # an app key's id is not an admin key: 404, nothing revoked
+    rt.keys.revoke_key(key_id, actor)
+    return Response(status_code=204)
+
+
 @router.delete("/keys/{key_id}", status_code=204)
 def revoke_key(key_id: str, rt: Rt, actor: AdminActor) -> Response:
     rt.keys.revoke_key(key_id, actor)

@@ -157,7 +157,12 @@ class KeyService:
             rows = conn.execute(query.order_by(t.api_keys.c.created_at)).mappings()
             return [key_public(dict(r)) for r in rows]
 
-    def revoke_key(self, key_id: str, actor: Actor) -> None:
+    def revoke_key(self, key_id: str, actor: Actor, *, allow_last_admin: bool = False) -> None:
+        """Revoke any key. The last active admin key is refused unless ``allow_last_admin``.
+
+        Remotely that refusal keeps the vault manageable; a local command (which has the data
+        directory, and so can always mint a new admin key) may pass ``allow_last_admin``.
+        """
         now = self._clock()
         with self._engine.begin() as conn:
             row = (
@@ -169,6 +174,8 @@ class KeyService:
                 raise NotFound(f"key {key_id!r} not found", code="key_not_found")
             if row["kind"] == "admin" and actor.key_id == key_id:
                 raise Forbidden("an admin key cannot revoke itself", code="forbidden")
+            if row["kind"] == "admin" and not allow_last_admin:
+                _refuse_last_admin(conn, key_id, now)
             if row["revoked_at"] is None:
                 conn.execute(
                     t.api_keys.update().where(t.api_keys.c.id == key_id).values(revoked_at=now)
@@ -232,10 +239,45 @@ class KeyService:
         )
         return principal, None
 
+    def list_admin_keys(self) -> list[dict[str, Any]]:
+        """Every admin key, revoked ones included, oldest first (metadata, never a key)."""
+        query = sa.select(t.api_keys).where(t.api_keys.c.kind == "admin")
+        with reading(self._engine) as conn:
+            rows = conn.execute(query.order_by(t.api_keys.c.created_at)).mappings()
+            return [key_public(dict(r)) for r in rows]
+
+    def get_admin_key(self, key_id: str) -> dict[str, Any]:
+        query = sa.select(t.api_keys).where(t.api_keys.c.id == key_id, t.api_keys.c.kind == "admin")
+        with reading(self._engine) as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"admin key {key_id!r} not found", code="key_not_found")
+        return key_public(dict(row))
+
     def has_admin_key(self) -> bool:
         with reading(self._engine) as conn:
             query = sa.select(sa.func.count()).where(t.api_keys.c.kind == "admin")
             return bool(conn.execute(query).scalar())
+
+
+def _refuse_last_admin(conn: sa.Connection, key_id: str, now: datetime) -> None:
+    """409 when no other admin key would stay usable (not revoked, not expired).
+
+    The rows are locked so that two admin keys revoking each other at once cannot both pass.
+    """
+    c = t.api_keys.c
+    others = conn.execute(
+        sa.select(c.id, c.expires_at)
+        .where(c.kind == "admin", c.revoked_at.is_(None), c.id != key_id)
+        .with_for_update()
+    ).all()
+    if not any(expires is None or expires > now for _, expires in others):
+        raise Conflict(
+            "this is the last usable admin key: create another first "
+            "(`vaultgate admin-keys create`), or revoke it with `vaultgate admin-keys revoke "
+            "--local` on the vault's data directory",
+            code="last_admin_key",
+        )
 
 
 def key_public(row: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Final
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from vaultgate.server.egress.refusals import PRIVATE_DESTINATION
 from vaultgate.server.errors import BadGateway, Unprocessable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -144,8 +145,7 @@ class AddressGuard:
         if not all(self.is_allowed(address) for address in vetted):
             # The addresses stay out of the message: it should not map the internal network.
             raise Unprocessable(
-                "the destination is not allowed: it is a private, loopback, link-local or "
-                "otherwise non-public address",
+                PRIVATE_DESTINATION,
                 code="blocked_destination",
                 field="url",
             )

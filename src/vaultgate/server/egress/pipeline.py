@@ -25,6 +25,7 @@ from vaultgate.server.auth.services import KeyService
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.hygiene import check_request
+from vaultgate.server.egress.refusals import host_refusal
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
 from vaultgate.server.fleet.admission import Admission, StaleView
@@ -195,7 +196,7 @@ class Pipeline:
         _raise_if_denied(decide(own, facts, now))
         if not host_allowed(use.target, grant.hosts):
             raise Unprocessable(
-                f"{use.target.origin} is not an allowed destination of this grant",
+                host_refusal(use.target, grant.hosts),
                 code="blocked_destination",
                 field="url",
             )

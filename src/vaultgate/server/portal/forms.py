@@ -19,6 +19,7 @@ from vaultgate.injection.credential import (
     REQUIRED_FIELDS,
     CredentialType,
 )
+from vaultgate.server.durations import DURATION_FORMAT, parse_duration
 from vaultgate.server.errors import VaultError
 from vaultgate.server.policy.models import DAYS, METHODS
 from vaultgate.server.portal.routing import Fields
@@ -28,8 +29,6 @@ from vaultgate.server.secrets.models import SecretCreate
 FieldErrors = dict[str, str]
 SECRET_PREFIX = "credential."
 ADDITIONAL_ROWS = 3
-_TTL = re.compile(r"(\d{1,9})\s*([smhd]?)")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _WINDOW = re.compile(r"([a-z,\-]+)\s+(\d\d:\d\d)\s*-\s*(\d\d:\d\d)")
 
 
@@ -182,10 +181,10 @@ def ttl_seconds(text: str) -> int | None:
     """``3600``, ``90s``, ``30m``, ``12h`` or ``7d`` as seconds; None when empty; ValueError."""
     if not text:
         return None
-    match = _TTL.fullmatch(text.strip().lower())
-    if match is None:
-        raise ValueError("ttl_seconds: a number of seconds, or a number with s, m, h or d")
-    return int(match[1]) * _UNIT[match[2]]
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(f"ttl_seconds: {DURATION_FORMAT}") from None
 
 
 def policy_doc(fields: Fields) -> tuple[dict[str, Any], FieldErrors]:

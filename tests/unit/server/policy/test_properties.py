@@ -226,7 +226,7 @@ def reference(
     return "allowed", "policy"
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=policy_docs(max_fields=4), rng=st.randoms(use_true_random=False))
 def test_decide_agrees_with_the_reference(doc: dict[str, Any], rng: random.Random) -> None:
     policy = parse_policy(doc)
@@ -287,7 +287,7 @@ def try_clone(parent: Policy, requested: dict[str, Any]) -> Policy | None:
     return child
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=parent_and_request(), rng=st.randoms(use_true_random=False))
 def test_no_accepted_clone_allows_what_its_parent_denies(
     pair: tuple[dict[str, Any], dict[str, Any]], rng: random.Random
@@ -301,7 +301,7 @@ def test_no_accepted_clone_allows_what_its_parent_denies(
             assert not decide(child, facts, now, rate=rate).allowed, (facts, now, rate)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(doc=policy_docs())
 def test_a_clone_that_asks_for_nothing_is_its_parent(doc: dict[str, Any]) -> None:
     parent = parse_policy(doc)
@@ -312,7 +312,7 @@ def test_the_clone_strategy_mostly_produces_accepted_clones() -> None:
     """Guards the property above against passing vacuously because every clone was refused."""
     outcomes: list[bool] = []
 
-    @settings(max_examples=200, database=None)
+    @settings(max_examples=200, deadline=None, database=None)
     @given(pair=parent_and_request())
     def sample(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
         outcomes.append(try_clone(parse_policy(pair[0]), pair[1]) is not None)
