@@ -30,6 +30,24 @@ def _when(value: object) -> str:
     return str(value)
 
 
+# Letters whose spoken name starts with a vowel sound: "an SMS", "an n8n", "an xAI".
+_VOWEL_LETTERS = frozenset("AEFHILMNORSX")
+# Words spelled with a vowel but said with a consonant first: "a unicorn", "a one-off".
+_CONSONANT_SOUNDS = ("uni", "use", "usa", "uti", "eu", "one")
+
+
+def _with_article(name: str) -> str:
+    """``name`` with "a" or "an" as it is said: "an OpenAI", "an AWS", "a GitHub"."""
+    word = name.split(" ", 1)[0]
+    spelled = word.isupper() or word[1:2].isupper() or any(c.isdigit() for c in word)
+    if spelled:
+        vowel = word[:1].upper() in _VOWEL_LETTERS
+    else:
+        lower = word.lower()
+        vowel = lower[:1] in "aeiou" and not lower.startswith(_CONSONANT_SOUNDS)
+    return f"{'an' if vowel else 'a'} {name}"
+
+
 def _field_id(name: str) -> str:
     return "f-" + "".join(c if c.isalnum() else "-" for c in name)
 
@@ -45,6 +63,7 @@ def _build() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["field_id"] = _field_id
+    env.filters["with_article"] = _with_article
     return env
 
 
@@ -75,8 +94,9 @@ def too_large_page(limit: int) -> bytes:
         "csrf": "",
         "nav": "",
         "notice": None,
-        "errors": {},
-        "message": f"That form was larger than {limit // 1024} KiB, so nothing was read "
-        "or saved. A credential value may be at most 64 KiB.",
+        "errors": {
+            "": f"That form was larger than {limit // 1024} KiB, so nothing was read "
+            "or saved. A credential value may be at most 64 KiB."
+        },
     }
     return render_text("error.html", context).encode()

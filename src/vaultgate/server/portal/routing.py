@@ -130,7 +130,7 @@ def context(request: Request, nav: str, **values: Any) -> dict[str, Any]:
 
 
 def error_page(request: Request, status: int, title: str, message: str) -> Response:
-    ctx = context(request, "", title=title, status=status, message=message)
+    ctx = context(request, "", title=title, status=status, errors={"": message})
     return render("error.html", ctx, status=status)
 
 
@@ -158,8 +158,9 @@ async def _answer(
     try:
         return await handler(request)
     except LoginRequired as exc:
-        target = request.url.path if request.method == "GET" else "/portal"
-        query = f"?next={quote(target, safe='/')}" + ("&expired=1" if exc.expired else "")
+        if request.method != "GET":
+            return _sign_in_again(request, expired=exc.expired)
+        query = f"?next={quote(request.url.path, safe='/')}" + ("&expired=1" if exc.expired else "")
         return see_other("/portal/login" + query)
     except CsrfRefused:
         return error_page(
@@ -173,6 +174,28 @@ async def _answer(
         return error_page(request, 400, "Bad request", "The address or form is malformed.")
     except VaultError as exc:
         return error_page(request, exc.status, "Not done", exc.message)
+
+
+# A form's action with the page it was on: where to go back to after signing in again.
+_ACTIONS = ("/clone", "/policy", "/keys", "/rotate")
+
+
+def _sign_in_again(request: Request, *, expired: bool) -> Response:
+    """A form sent without a live session: the sign-in page itself, saying nothing was saved."""
+    path = request.url.path
+    page = next((path.removesuffix(a) for a in _ACTIONS if path.endswith(a)), None)
+    if page is None:
+        page = path if path in ("/portal/apps",) or path.startswith("/portal/secrets/new/") else ""
+    why = "Your session expired" if expired else "You are not signed in"
+    ctx = context(
+        request,
+        "login",
+        title="Sign in",
+        next=page or "/portal/secrets",
+        email="",
+        errors={"": f"{why}, so nothing was saved. Sign in, then send the form again."},
+    )
+    return render("login.html", ctx, status=401)
 
 
 def _set_cookie(request: Request, response: Response, session: PortalSession) -> None:

@@ -28,8 +28,8 @@ def _apps_page(request: Request, **extra: Any) -> Response:
         title="Apps and API keys",
         apps=runtime(request).keys.list_apps(),
         values={},
-        **extra,
     )
+    ctx.update(extra)  # a refused form brings its own values and errors
     return render("apps.html", ctx, status=422 if extra.get("errors") else 200)
 
 

@@ -63,15 +63,14 @@ def login_page(request: Request, next: str | None = None, expired: int = 0) -> R
 def login(request: Request, form: Form) -> Response:
     rt, state = runtime(request), portal_state(request)
     email, ip, now = form.get("email"), request_ip(request), rt.clock()
+    missing = _missing(email, form.get("password"))
+    if missing:
+        return _refused(request, form.get("next"), email, 422, missing, {})
     wait = state.throttle.retry_after(email, ip, now.timestamp())
     if wait:
+        message = f"Too many sign-in attempts. Try again in {wait} seconds."
         return _refused(
-            request,
-            form.get("next"),
-            email,
-            429,
-            f"Too many sign-in attempts. Try again in {wait} seconds.",
-            {"Retry-After": str(wait)},
+            request, form.get("next"), email, 429, {"": message}, {"Retry-After": str(wait)}
         )
     user = verify_login(rt.engine, email, form.get("password"), now)
     if user is None:
@@ -85,7 +84,7 @@ def login(request: Request, form: Form) -> Response:
                 source_ip=ip,
             )
         )
-        return _refused(request, form.get("next"), email, 401, WRONG, {})
+        return _refused(request, form.get("next"), email, 401, {"": WRONG}, {})
     state.throttle.succeeded(email)
     rt.audit.record_sync(
         AuditEvent.new(event=PORTAL_LOGIN, outcome="ok", now=now, portal_user=user, source_ip=ip)
@@ -94,12 +93,25 @@ def login(request: Request, form: Form) -> Response:
     return see_other(_next(form.get("next")))
 
 
+def _missing(email: str, password: str) -> dict[str, str]:
+    """Empty fields, named before any attempt is counted: an empty form guesses nothing."""
+    errors = {}
+    if not email:
+        errors["email"] = "Email: enter the email address you sign in with"
+    if not password:
+        errors["password"] = "Password: enter your password"
+    return errors
+
+
 def _refused(
-    request: Request, target: str, email: str, status: int, message: str, headers: dict[str, str]
+    request: Request,
+    target: str,
+    email: str,
+    status: int,
+    errors: dict[str, str],
+    headers: dict[str, str],
 ) -> Response:
-    ctx = context(
-        request, "login", title="Sign in", next=_next(target), email=email, errors={"": message}
-    )
+    ctx = context(request, "login", title="Sign in", next=_next(target), email=email, errors=errors)
     return render("login.html", ctx, status=status, headers=headers)
 
 

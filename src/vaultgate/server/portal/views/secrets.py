@@ -159,6 +159,7 @@ def _detail(request: Request, secret_id: str, **extra: Any) -> Response:
         snippet=snippets(secret["grant_id"], secret["allowed_hosts"], str(request.base_url)),
         created=request.query_params.get("created") == "1",
         rotated=request.query_params.get("rotated") == "1",
+        summary_prefix="rotate-",
         **extra,
     )
     return render("secret.html", ctx, status=422 if extra.get("errors") else 200)
