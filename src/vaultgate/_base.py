@@ -6,7 +6,6 @@ everything decided before or after a send lives here once.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,20 +15,20 @@ import httpx
 from . import _audit
 from ._calls import Call
 from ._config import check_api_key, check_caller, redact_key, resolve_base_url
-from ._errors import NetworkError
 from ._models import CallerType
 from ._protocol import USER_AGENT, Signer, TokenGrant, no_cookies
+from ._reports import Outbox
 from ._transport import GRANT_EXTENSION
-
-logger = logging.getLogger("vaultgate")
 
 Transport = httpx.BaseTransport | httpx.AsyncBaseTransport
 
 
 class BaseVault:
     """Two HTTP clients: one to the vault, carrying the API key, and one to providers, which
-    never does. Neither follows redirects.
+    never does. Neither follows redirects. Outcome reports go through ``_outbox`` (see _reports).
     """
+
+    _outbox: Outbox
 
     def __init__(
         self,
@@ -49,6 +48,21 @@ class BaseVault:
     def __repr__(self) -> str:
         key = redact_key(self._key)
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
+
+    @property
+    def pending_reports(self) -> int:
+        """Outcome reports handed over by ``request()`` and not yet delivered (or given up)."""
+        return self._outbox.pending
+
+    @property
+    def dropped_reports(self) -> int:
+        """Outcome reports never sent because ``max_pending_reports`` were already pending."""
+        return self._outbox.dropped
+
+    @property
+    def failed_reports(self) -> int:
+        """Outcome reports sent but not accepted: the vault was unreachable or refused them."""
+        return self._outbox.failed
 
     @property
     def _key(self) -> str:
@@ -79,25 +93,18 @@ class BaseVault:
             "cookies": no_cookies(),
         }
 
-    @staticmethod
-    def _audit_body(
+    def _report(
+        self,
         call: Call,
         grant: TokenGrant,
         outgoing: httpx.Request,
         response: httpx.Response | None,
         started: float,
-    ) -> dict[str, Any]:
-        """The retrieve-mode report; the grant leaves the request first, so nothing keeps it."""
+    ) -> None:
+        """Hand the retrieve-mode report to the background sender; the caller never waits.
+
+        The grant leaves the request first, so nothing queued keeps the credential.
+        """
         outgoing.extensions.pop(GRANT_EXTENSION, None)
         latency_ms = int((time.monotonic() - started) * 1000)
-        return _audit.report(call, grant, outgoing, response, latency_ms)
-
-    @staticmethod
-    def _audit_outcome(answer: httpx.Response | NetworkError) -> None:
-        """Best effort like the official client: a report that did not land is only logged."""
-        if isinstance(answer, NetworkError):
-            logger.warning("vaultgate: the audit report was not delivered: %s", answer)
-        elif not answer.is_success:
-            logger.warning(
-                "vaultgate: the vault refused the audit report: HTTP %d", answer.status_code
-            )
+        self._outbox.put(_audit.report(call, grant, outgoing, response, latency_ms), call)

@@ -26,6 +26,7 @@ from ._protocol import (
     raise_for_stream,
     token_payload,
 )
+from ._reports import DEFAULT_BACKLOG, TaskOutbox
 from ._transport import GRANT_EXTENSION, InjectingTransport
 
 
@@ -34,6 +35,8 @@ class AlterVault(BaseVault):
 
     Settings, signing and client options come from ``BaseVault``; this class only sends.
     """
+
+    _outbox: TaskOutbox
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class AlterVault(BaseVault):
         transport: httpx.AsyncBaseTransport | None = None,
         upstream_transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        max_pending_reports: int = DEFAULT_BACKLOG,
     ) -> None:
         super().__init__(
             api_key,
@@ -55,6 +59,7 @@ class AlterVault(BaseVault):
             timeout=timeout,
             env=env,
         )
+        self._outbox = TaskOutbox(self._send_report, max_pending_reports)
         self._vault = httpx.AsyncClient(**self._vault_options(transport))
         inner = upstream_transport or httpx.AsyncHTTPTransport()
         self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
@@ -71,6 +76,8 @@ class AlterVault(BaseVault):
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Deliver the pending outcome reports, then close both HTTP clients."""
+        await self._outbox.drain()
         await self._vault.aclose()
         await self._upstream.aclose()
 
@@ -110,9 +117,9 @@ class AlterVault(BaseVault):
         try:
             response = await self._send(self._upstream, outgoing, "provider")
         except NetworkError:
-            await self._report(call, grant, outgoing, None, started)
+            self._report(call, grant, outgoing, None, started)
             raise
-        await self._report(call, grant, outgoing, response, started)
+        self._report(call, grant, outgoing, response, started)
         return raise_for_provider(response, grant.secrets)
 
     async def proxy_request(
@@ -206,21 +213,8 @@ class AlterVault(BaseVault):
         # Raised outside the handler so no httpx exception (holding the request) is chained.
         raise failure
 
-    async def _report(
-        self,
-        call: Call,
-        grant: TokenGrant,
-        outgoing: httpx.Request,
-        response: httpx.Response | None,
-        started: float,
-    ) -> None:
-        """Awaited, but best effort like the official client: a failure is logged, never raised."""
-        body = self._audit_body(call, grant, outgoing, response, started)
-        try:
-            answer: httpx.Response | NetworkError = await self._send_vault(AUDIT_PATH, body, call)
-        except NetworkError as exc:
-            answer = exc
-        self._audit_outcome(answer)
+    async def _send_report(self, body: dict[str, Any], call: Call) -> httpx.Response:
+        return await self._send_vault(AUDIT_PATH, body, call)
 
 
 Vault = AlterVault

@@ -26,6 +26,7 @@ from ._protocol import (
     raise_for_stream,
     token_payload,
 )
+from ._reports import DEFAULT_BACKLOG, ThreadOutbox
 from ._transport import GRANT_EXTENSION, SyncInjectingTransport
 
 
@@ -34,6 +35,8 @@ class SyncVault(BaseVault):
 
     Settings, signing and client options come from ``BaseVault``; this class only sends.
     """
+
+    _outbox: ThreadOutbox
 
     def __init__(
         self,
@@ -46,6 +49,7 @@ class SyncVault(BaseVault):
         transport: httpx.BaseTransport | None = None,
         upstream_transport: httpx.BaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        max_pending_reports: int = DEFAULT_BACKLOG,
     ) -> None:
         super().__init__(
             api_key,
@@ -55,6 +59,7 @@ class SyncVault(BaseVault):
             timeout=timeout,
             env=env,
         )
+        self._outbox = ThreadOutbox(self._send_report, max_pending_reports)
         self._vault = httpx.Client(**self._vault_options(transport))
         inner = upstream_transport or httpx.HTTPTransport()
         self._upstream = httpx.Client(**self._upstream_options(SyncInjectingTransport(inner)))
@@ -71,6 +76,8 @@ class SyncVault(BaseVault):
         self.close()
 
     def close(self) -> None:
+        """Deliver the queued outcome reports, stop their thread, then close both clients."""
+        self._outbox.drain()
         self._vault.close()
         self._upstream.close()
 
@@ -206,18 +213,5 @@ class SyncVault(BaseVault):
         # Raised outside the handler so no httpx exception (holding the request) is chained.
         raise failure
 
-    def _report(
-        self,
-        call: Call,
-        grant: TokenGrant,
-        outgoing: httpx.Request,
-        response: httpx.Response | None,
-        started: float,
-    ) -> None:
-        """Blocking, but best effort like the official client: a failure is logged, never raised."""
-        body = self._audit_body(call, grant, outgoing, response, started)
-        try:
-            answer: httpx.Response | NetworkError = self._send_vault(AUDIT_PATH, body, call)
-        except NetworkError as exc:
-            answer = exc
-        self._audit_outcome(answer)
+    def _send_report(self, body: dict[str, Any], call: Call) -> httpx.Response:
+        return self._send_vault(AUDIT_PATH, body, call)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vaultgate import AlterValueError, AlterVault, SyncVault, is_valid_key
@@ -124,6 +124,7 @@ def test_repr_shows_base_url_and_a_redacted_key() -> None:
 KEY_TAILS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567ABC-_!", min_size=0, max_size=44)
 
 
+@settings(deadline=None)
 @given(
     prefix=st.sampled_from(["alter_key_", "alter_rk_", "alter_ak_", "alter_dk_", "alter_xk_", ""]),
     tail=KEY_TAILS,
@@ -134,6 +135,7 @@ def test_key_grammar_agrees_with_the_official_client(prefix: str, tail: str) -> 
     assert is_valid_key(prefix + tail) == official(prefix + tail)
 
 
+@settings(deadline=None)
 @given(
     key_type=st.sampled_from(["rk", "ak", "dk", "pk"]),
     random_part=st.text(B32, min_size=22, max_size=22),

@@ -1,0 +1,268 @@
+"""Outcome reports off the critical path: sent in the background, drained on close, bounded.
+
+A real loopback server plays the vault and the provider; its report endpoint holds each report
+until the test opens ``gate``, so a test can prove ``request()`` returned while its report was
+still held, and that close waited for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from vaultgate import AlterValueError, AlterVault, SyncVault
+
+API_KEY = "alter_key_0123456789abcdefghijABCDEFGHIJ-_klmnopqr"
+CANARY = "canary-tok-Rp4vK8sW"  # the credential: it must never reach a log line
+GRANT_ID = "0b8f3c52-4a1e-4c6b-9a57-2d7e1f0c9a31"
+WAIT = 20.0  # generous: the machine is shared; nothing here measures time
+
+
+@dataclass
+class HeldVault:
+    """The vault's token and report routes plus a provider, on one loopback port."""
+
+    port: int = 0
+    gate: threading.Event = field(default_factory=threading.Event)
+    # "accept" answers 204; "refuse" a 500 echoing secrets; "hang_up" closes without an answer.
+    mode: str = "accept"
+    received: int = 0
+    answered: int = 0
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def provider(self) -> str:
+        return self.url + "/provider"
+
+    def wait_received(self, count: int) -> None:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: self.received >= count, timeout=WAIT):
+                raise AssertionError(f"{count} reports expected, {self.received} arrived")
+
+    def record(self) -> None:
+        with self.arrived:
+            self.received += 1
+            self.arrived.notify_all()
+
+
+def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes = b"") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._send(200, b'{"ok":true}')
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.path == "/sdk/token":
+                self._send(200, json.dumps({"access_token": CANARY, "grant_id": GRANT_ID}).encode())
+                return
+            vault.record()
+            if not vault.gate.wait(timeout=WAIT):
+                return
+            if vault.mode == "hang_up":
+                self.close_connection = True
+                return
+            vault.answered += 1
+            if vault.mode == "refuse":
+                echo = json.dumps({"detail": f"bad report from {API_KEY} with {CANARY}"})
+                self._send(500, echo.encode())
+                return
+            self._send(204)
+
+    return Handler
+
+
+@pytest.fixture
+def held() -> Iterator[HeldVault]:
+    vault = HeldVault()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(vault))
+    vault.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield vault
+    finally:
+        vault.gate.set()
+        server.shutdown()
+        server.server_close()
+
+
+def async_vault(held: HeldVault, **kwargs: Any) -> AlterVault:
+    return AlterVault(API_KEY, base_url=held.url, env={}, **kwargs)
+
+
+def sync_vault(held: HeldVault, **kwargs: Any) -> SyncVault:
+    return SyncVault(API_KEY, base_url=held.url, env={}, **kwargs)
+
+
+def report_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "vaultgate-reports"}
+
+
+async def test_async_request_returns_while_its_report_is_held(held: HeldVault) -> None:
+    async with async_vault(held) as vault:
+        response = await vault.request("GET", held.provider, grant_id=GRANT_ID)
+        assert response.json() == {"ok": True}
+        await asyncio.to_thread(held.wait_received, 1)
+        # request() has returned, and the vault holds its report unanswered.
+        assert held.answered == 0
+        assert vault.pending_reports == 1
+        held.gate.set()
+    assert held.answered == 1
+    assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
+
+
+def test_sync_request_returns_while_its_report_is_held(held: HeldVault) -> None:
+    with sync_vault(held) as vault:
+        response = vault.request("GET", held.provider, grant_id=GRANT_ID)
+        assert response.json() == {"ok": True}
+        held.wait_received(1)
+        assert held.answered == 0
+        assert vault.pending_reports == 1
+        held.gate.set()
+    assert held.answered == 1
+    assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
+
+
+async def test_async_close_delivers_the_reports_still_held(held: HeldVault) -> None:
+    vault = async_vault(held)
+    for _ in range(3):
+        await vault.request("GET", held.provider, grant_id=GRANT_ID)
+    await asyncio.to_thread(held.wait_received, 3)
+    closing = asyncio.create_task(vault.aclose())
+    await asyncio.sleep(0)  # let aclose() start while all three reports are still held
+    assert not closing.done()
+    held.gate.set()
+    await asyncio.wait_for(closing, WAIT)
+    assert held.answered == 3
+    assert (vault.pending_reports, vault.failed_reports) == (0, 0)
+
+
+def test_sync_close_delivers_the_reports_still_queued(held: HeldVault) -> None:
+    vault = sync_vault(held)
+    for _ in range(3):
+        vault.request("GET", held.provider, grant_id=GRANT_ID)
+    held.wait_received(1)  # the worker holds the first; two wait in the queue
+    closing = threading.Thread(target=vault.close)
+    closing.start()
+    held.gate.set()
+    closing.join(WAIT)
+    assert not closing.is_alive()
+    assert held.answered == 3
+    assert (vault.pending_reports, vault.failed_reports) == (0, 0)
+
+
+async def test_async_full_backlog_drops_and_counts(
+    held: HeldVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="vaultgate"):
+        async with async_vault(held, max_pending_reports=2) as vault:
+            for _ in range(5):
+                response = await vault.request("GET", held.provider, grant_id=GRANT_ID)
+                assert response.status_code == 200
+            assert (vault.pending_reports, vault.dropped_reports) == (2, 3)
+            held.gate.set()
+    assert held.received == held.answered == 2
+    assert vault.dropped_reports == 3
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+
+
+def test_sync_full_backlog_drops_and_counts(
+    held: HeldVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="vaultgate"),
+        sync_vault(held, max_pending_reports=2) as vault,
+    ):
+        vault.request("GET", held.provider, grant_id=GRANT_ID)
+        held.wait_received(1)  # in flight: the queue of two is empty again
+        for _ in range(4):
+            response = vault.request("GET", held.provider, grant_id=GRANT_ID)
+            assert response.status_code == 200
+        assert (vault.pending_reports, vault.dropped_reports) == (3, 2)
+        held.gate.set()
+    assert held.received == held.answered == 3
+    assert vault.dropped_reports == 2
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("mode", ["refuse", "hang_up"])
+async def test_async_failing_reports_never_reach_the_caller_and_log_no_secret(
+    held: HeldVault, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    held.mode = mode
+    held.gate.set()
+    with caplog.at_level(logging.DEBUG, logger="vaultgate"):
+        async with async_vault(held) as vault:
+            for _ in range(2):
+                response = await vault.request("GET", held.provider, grant_id=GRANT_ID)
+                assert response.json() == {"ok": True}
+    assert vault.failed_reports == 2
+    _logged_once_without_secrets(caplog)
+
+
+@pytest.mark.parametrize("mode", ["refuse", "hang_up"])
+def test_sync_failing_reports_never_reach_the_caller_and_log_no_secret(
+    held: HeldVault, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    held.mode = mode
+    held.gate.set()
+    with caplog.at_level(logging.DEBUG, logger="vaultgate"), sync_vault(held) as vault:
+        for _ in range(2):
+            response = vault.request("GET", held.provider, grant_id=GRANT_ID)
+            assert response.json() == {"ok": True}
+    assert vault.failed_reports == 2
+    _logged_once_without_secrets(caplog)
+
+
+def _logged_once_without_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "audit report" in warnings[0].getMessage()
+    assert all(r.exc_info is None for r in caplog.records)
+    for secret in (CANARY, API_KEY, API_KEY[10:]):
+        assert secret not in caplog.text
+
+
+def test_sync_report_thread_starts_on_first_report_and_stops_on_close(held: HeldVault) -> None:
+    before = report_threads()
+    held.gate.set()
+    vault = sync_vault(held)
+    assert report_threads() == before  # a client that never reports starts no thread
+    vault.request("GET", held.provider, grant_id=GRANT_ID)
+    [thread] = report_threads() - before
+    assert thread.daemon
+    vault.close()
+    assert not thread.is_alive()
+    assert held.answered == 1
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 1.5])
+def test_backlog_limit_must_be_a_positive_integer(held: HeldVault, limit: Any) -> None:
+    with pytest.raises(AlterValueError, match="max_pending_reports"):
+        sync_vault(held, max_pending_reports=limit)
+    with pytest.raises(AlterValueError, match="max_pending_reports"):
+        async_vault(held, max_pending_reports=limit)
