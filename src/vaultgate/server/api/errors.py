@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from vaultgate.server.api import sdk_unserved
 from vaultgate.server.crypto import DecryptionError
 from vaultgate.server.errors import VaultError
 
@@ -86,6 +87,12 @@ def validation_response(exc: RequestValidationError) -> Response:
     return envelope_response(status, "validation_error", f"{field}: {msg}"[:500], field=field)
 
 
+def _sdk_path(request: Request) -> str:
+    path: str = request.scope["path"]
+    root = request.scope.get("root_path") or ""
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(VaultError)
     async def _vault(_: Request, exc: VaultError) -> Response:
@@ -96,7 +103,10 @@ def install(app: FastAPI) -> None:
         return validation_response(exc)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _sdk_path(request).startswith("/sdk/"):
+            route, message = sdk_unserved.describe(request.method, _sdk_path(request))
+            return envelope_response(501, "not_implemented", message, route=route)
         code = _HTTP_CODES.get(exc.status_code, "error")
         headers = dict(exc.headers) if exc.headers else None
         return envelope_response(exc.status_code, code, str(exc.detail), headers=headers)

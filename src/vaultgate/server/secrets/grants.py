@@ -7,6 +7,7 @@ and hosts, all read once and cached.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -99,10 +100,22 @@ class GrantService:
         self._cache.invalidate_grants()
         return result
 
-    def clone(self, grant_id: str, body: GrantClone, actor: Actor) -> dict[str, Any]:
+    def clone(
+        self,
+        grant_id: str,
+        body: GrantClone,
+        actor: Actor,
+        *,
+        check: Callable[[Connection, dict[str, Any]], None] | None = None,
+        event: str = "grant:clone",
+    ) -> dict[str, Any]:
+        """A clone of ``grant_id``; ``check`` vets the locked parent row in the same transaction
+        (the SDK's mint uses it for ownership and label uniqueness)."""
         now = self._clock()
         with self._engine.begin() as conn:
             parent = _grant(conn, grant_id, for_update=True)
+            if check is not None:
+                check(conn, parent)
             status = self._status(parent, conn)
             if status != "active":
                 raise Conflict(
@@ -132,7 +145,7 @@ class GrantService:
             self._audit.append(
                 conn,
                 AuditEvent.new(
-                    event="grant:clone",
+                    event=event,
                     outcome="ok",
                     now=now,
                     app_id=row["app_id"],
@@ -159,7 +172,7 @@ class GrantService:
             )
         return expires_at
 
-    def revoke(self, grant_id: str, actor: Actor) -> None:
+    def revoke(self, grant_id: str, actor: Actor, *, reason: str | None = None) -> None:
         now = self._clock()
         with self._engine.begin() as conn:
             row = _grant(conn, grant_id, for_update=True)
@@ -175,6 +188,7 @@ class GrantService:
                     event="grant:revoke",
                     outcome="ok",
                     now=now,
+                    reason=reason,
                     app_id=row["app_id"],
                     grant_id=grant_id,
                     secret_id=row["secret_id"],
