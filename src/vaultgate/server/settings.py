@@ -40,6 +40,9 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     cache_ttl: float = 2.0
+    # Approvals: the base of the portal links handed to approvers, the largest body held.
+    public_url: str | None = None
+    approval_max_body: int = 256 * 1024
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -107,6 +110,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
             env.get("VAULTGATE_TRUSTED_PROXIES", ""), "VAULTGATE_TRUSTED_PROXIES"
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
+        public_url=(env.get("VAULTGATE_PUBLIC_URL") or "").rstrip("/") or None,
+        approval_max_body=_int(env, "VAULTGATE_APPROVAL_MAX_BODY", 256 * 1024),
     )
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from vaultgate.server.api.deps import bearer, client_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
 from vaultgate.server.api.forward import inject, target_of
+from vaultgate.server.api.held import held_response
+from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.client import UpstreamResponse, capped
@@ -120,7 +122,11 @@ async def _handle(request: Request) -> Response:
         raise NotFound("grant not found", code="grant_not_found")
     target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
-    auth = await rt.pipeline.authorize(use)
+    try:
+        auth = await rt.pipeline.authorize(use)
+    except ApprovalRequired as held:
+        body = b"".join([c async for c in capped(request.stream(), rt.settings.approval_max_body)])
+        return await held_response(rt, use, held, pairs, [], body or None)
     return await _forward(rt, request, pairs, use, auth)
 
 
