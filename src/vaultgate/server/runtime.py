@@ -5,8 +5,10 @@ Nodes keep no state of their own beyond caches: several can serve one PostgreSQL
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -28,6 +30,9 @@ from vaultgate.server.secrets.grants import GrantService
 from vaultgate.server.secrets.services import SecretService
 from vaultgate.server.settings import Settings
 from vaultgate.server.storage.engine import create_engine, migrate
+
+if TYPE_CHECKING:
+    from vaultgate.server.approvals.services import ApprovalService
 
 
 @dataclass
@@ -100,6 +105,25 @@ class Runtime:
             guard=guard,
             changes=changes,
         )
+
+    @functools.cached_property
+    def approvals(self) -> ApprovalService:
+        # Built on first use, from the parts above; imported here because the executor needs
+        # this module's Runtime (and api.forward) to send a call.
+        from vaultgate.server.approvals.executor import execute
+        from vaultgate.server.approvals.services import ApprovalService
+
+        settings = self.settings
+        service = ApprovalService(
+            self.engine,
+            self.barrier,
+            self.audit_key,
+            self.clock,
+            portal_base=settings.public_url or f"http://{settings.host}:{settings.port}",
+            lease_seconds=settings.connect_timeout + settings.read_timeout + 60,
+        )
+        service.executor = lambda request_id: execute(self, request_id)
+        return service
 
     async def start(self) -> None:
         self.changes.start(self.engine)

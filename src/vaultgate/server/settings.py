@@ -50,6 +50,9 @@ class Settings:
     # "full": a commit (a use record above all) is on disk before it returns; "normal" accepts
     # losing the last commits to an OS crash or power loss (storage/engine.py).
     durability: str = "full"
+    # Approvals: the base of the portal links handed to approvers, the largest body held.
+    public_url: str | None = None
+    approval_max_body: int = 256 * 1024
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -124,6 +127,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
         durability=_durability(env.get("VAULTGATE_DURABILITY") or "full"),
+        public_url=(env.get("VAULTGATE_PUBLIC_URL") or "").rstrip("/") or None,
+        approval_max_body=_int(env, "VAULTGATE_APPROVAL_MAX_BODY", 256 * 1024),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):

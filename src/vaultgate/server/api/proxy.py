@@ -17,7 +17,9 @@ from starlette.routing import Route
 from vaultgate.server.api.deps import bearer, client_ip, runtime
 from vaultgate.server.api.errors import vault_error_response
 from vaultgate.server.api.forward import admit, failure_code, inject, target_of
+from vaultgate.server.api.held import held_response
 from vaultgate.server.api.limits import WEBSOCKET_REFUSAL
+from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.client import UpstreamResponse, capped
@@ -129,7 +131,11 @@ async def _handle(request: Request) -> Response:
     target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
     await admit(rt, request.scope, use)
-    auth = await rt.pipeline.authorize(use)
+    try:
+        auth = await rt.pipeline.authorize(use)
+    except ApprovalRequired as held:
+        body = b"".join([c async for c in capped(request.stream(), rt.settings.approval_max_body)])
+        return await held_response(rt, use, held, pairs, [], body or None)
     return await _forward(rt, request, pairs, use, auth)
 
 

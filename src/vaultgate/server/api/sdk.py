@@ -19,6 +19,8 @@ from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import admit, forward_buffered, target_of
+from vaultgate.server.api.held import held_response
+from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.sdk import signed_nonce
@@ -223,7 +225,12 @@ async def proxy(request: Request) -> Response:
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
     await admit(rt, request.scope, use)
-    auth = await rt.pipeline.authorize(use)
+    try:
+        auth = await rt.pipeline.authorize(use)
+    except ApprovalRequired as held:
+        return await held_response(
+            rt, use, held, list(outgoing.items()), list(query.items()), content
+        )
     started = time.monotonic()
     result = await forward_buffered(
         rt, use, auth, list(outgoing.items()), list(query.items()), content

@@ -18,6 +18,7 @@ from datetime import datetime
 import anyio.to_thread
 
 from vaultgate.injection.credential import Credential
+from vaultgate.server.approvals.hold import check_hold
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
@@ -134,6 +135,8 @@ class Pipeline:
         except VaultError as exc:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
+        # A call that waits for people stops here, before any use: its handler holds it.
+        check_hold(grant.policies, use.method, use.target.path)
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
         await self._audit.record(event, self._admission(use, grant, now))
         grant, credential = await self._open(grant)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from vaultgate.server.errors import Forbidden, RateLimited, VaultError
+from vaultgate.server.errors import Forbidden, InvalidInput, RateLimited, VaultError
 from vaultgate.server.policy.globs import glob_matches
 from vaultgate.server.policy.models import Policy
 from vaultgate.server.policy.ratelimit import RateLimiter, RateState
@@ -34,6 +34,7 @@ DENIAL_STATUS: dict[str, int] = {
     "reason_required": 403,
     "restricted_grant_requires_proxy": 403,
     "rate_limit_exceeded": 429,
+    "hitl_grant_requires_proxy": 400,
 }
 
 _MESSAGES: dict[str, str] = {
@@ -48,6 +49,10 @@ _MESSAGES: dict[str, str] = {
     "reason_required": "the grant's policy requires a reason",
     "restricted_grant_requires_proxy": "this grant's credential is only used through the proxy",
     "rate_limit_exceeded": "the grant's rate limit is exceeded",
+    "hitl_grant_requires_proxy": (
+        "this grant's calls wait for human approval, so its credential is never handed out; "
+        "use proxy mode"
+    ),
 }
 
 
@@ -114,6 +119,9 @@ def _check_request(policy: Policy, facts: RequestFacts) -> Decision | None:
         return _deny("caller_not_allowed", "callers")
     if policy.proxy_only and facts.mode == "retrieve":
         return _deny("restricted_grant_requires_proxy", "proxy_only")
+    if policy.requires_approval is not None and facts.mode == "retrieve":
+        # A token handed out could make any call unseen: approval only works in proxy mode.
+        return _deny("hitl_grant_requires_proxy", "requires_approval")
     if policy.allowed_methods is not None and facts.method.upper() not in policy.allowed_methods:
         return _deny("method_not_allowed", "allowed_methods")
     if policy.allowed_paths is not None and not any(
@@ -167,4 +175,6 @@ def denial_error(decision: Decision, retry_after: int | None = None) -> VaultErr
     if DENIAL_STATUS.get(decision.code) == 429:
         wait = retry_after if retry_after is not None else decision.retry_after
         return RateLimited(message, retry_after=wait or 1, code=decision.code)
+    if DENIAL_STATUS.get(decision.code) == 400:
+        return InvalidInput(message, code=decision.code)  # the status official clients map
     return Forbidden(message, code=decision.code)

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from vaultgate.server.errors import Unprocessable
+from vaultgate.server.policy.approval import ApprovalRule
 from vaultgate.server.policy.globs import glob_problem
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -217,6 +218,7 @@ class Policy(BaseModel):
     rate_limit: RateLimit | None = None
     require_reason: bool | None = Field(default=None, strict=True)
     proxy_only: bool | None = Field(default=None, strict=True)
+    requires_approval: ApprovalRule | None = None
 
     @field_validator("allowed_methods", mode="before")
     @classmethod

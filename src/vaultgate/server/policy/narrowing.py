@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vaultgate.server.errors import Unprocessable
+from vaultgate.server.policy.approval import approval_narrower
 from vaultgate.server.policy.globs import glob_covers
 from vaultgate.server.policy.models import IPNetwork, Policy, RateLimit, Schedule, parse_policy
 
@@ -111,6 +112,7 @@ _CHECKS: Sequence[tuple[str, Callable[[Any, Any], str | None]]] = (
     ("rate_limit", _rate_limit),
     ("require_reason", _kept_on),
     ("proxy_only", _kept_on),
+    ("requires_approval", approval_narrower),
 )
 
 

@@ -207,3 +207,60 @@ rate_hits = sa.Table(
     sa.Index("ix_rate_hits_grant_id_at", "grant_id", "at"),
     sa.Index("ix_rate_hits_at", "at"),
 )
+
+# Human approvals (server/approvals). The held request and its result are sealed blobs (the
+# barrier's envelope, bound to the approval's id); only what the queue lists is plain.
+approval_requests = sa.Table(
+    "approval_requests",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("grant_id", ID, sa.ForeignKey("grants.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key_id", ID, nullable=True),
+    sa.Column("caller", sa.String(255), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("eligible", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("request_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("result_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("upstream_status", sa.Integer, nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Column("execution_error", sa.Text, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("executed_at", UTCDateTime, nullable=True),
+    sa.Column("result_expires_at", UTCDateTime, nullable=True),
+    sa.Index("ix_approval_requests_status", "status"),
+    sa.Index("ix_approval_requests_grant_id", "grant_id"),
+)
+
+approval_gates = sa.Table(
+    "approval_gates",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "request_id", ID, sa.ForeignKey("approval_requests.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("approver", sa.String(320), nullable=True),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    # Each person counts once per request: the database refuses a second gate for them.
+    sa.UniqueConstraint("request_id", "approver", name="uq_approval_gates_request_approver"),
+    sa.Index("ix_approval_gates_request_id", "request_id"),
+)
+
+approver_groups = sa.Table(
+    "approver_groups",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(320), primary_key=True),
+)

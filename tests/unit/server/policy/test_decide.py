@@ -106,6 +106,13 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, Any]]] = [
     ),
     ("reason_required", "require_reason", {"require_reason": True}, {"reason": "  "}, {}),
     (
+        "hitl_grant_requires_proxy",
+        "requires_approval",
+        {"requires_approval": {"methods": ["DELETE"]}},
+        {"mode": "retrieve"},
+        {"mode": "proxy"},
+    ),
+    (
         "rate_limit_exceeded",
         "rate_limit",
         {"rate_limit": {"requests": 1, "per_seconds": 1}},
