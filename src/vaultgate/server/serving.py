@@ -16,7 +16,8 @@ from typing import Any
 
 import uvicorn
 
-from vaultgate.server.settings import Settings
+from vaultgate.server.api.connections import server_options
+from vaultgate.server.settings import Settings, load_settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
@@ -27,7 +28,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 
 def serve_one(app: Any, settings: Settings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    options = {**UVICORN_OPTIONS, **server_options(settings)}
+    uvicorn.run(app, host=settings.host, port=settings.port, **options)
 
 
 def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> None:
@@ -66,5 +68,6 @@ def _worker(environment: dict[str, str], host: str, port: int) -> None:
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
-    config = uvicorn.Config(app_from_environment(), host=host, port=port, **UVICORN_OPTIONS)
+    options = {**UVICORN_OPTIONS, **server_options(load_settings(os.environ))}
+    config = uvicorn.Config(app_from_environment(), host=host, port=port, **options)
     uvicorn.Server(config).run(sockets=[sock])

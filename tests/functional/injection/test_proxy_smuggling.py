@@ -133,7 +133,7 @@ def test_sdk_proxy_and_token_refuse_the_method_with_405(
     assert len(origin.requests) == 1
 
 
-@pytest.mark.parametrize("path", ["/sdk/token", "/sdk/proxy", "/v1/apps", "/health"])
+@pytest.mark.parametrize("path", ["/sdk/token", "/sdk/proxy", "/v1/apps", "/healthz"])
 def test_trace_to_the_vault_itself_is_405_everywhere(path: str, shared_vault: Vault) -> None:
     response = httpx.request("TRACE", shared_vault.base_url + path, trust_env=False)
     assert response.status_code == 405
