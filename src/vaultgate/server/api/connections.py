@@ -19,14 +19,19 @@ import asyncio
 import json
 from typing import Any, ClassVar, Final
 
+from vaultgate.server.egress.hygiene import ALLOW_HEADER
 from vaultgate.server.settings import Settings
 
 try:
-    import httptools  # noqa: F401  (uvicorn's own choice: httptools when it is installed)
+    import httptools  # uvicorn's own choice: httptools when it is installed
 except ImportError:  # pragma: no cover
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Base
+
+    _HTTPTOOLS = False
 else:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base  # type: ignore[assignment]
+
+    _HTTPTOOLS = True
 
 _BUSY_BODY: Final = json.dumps(
     {
@@ -44,6 +49,44 @@ BUSY: Final = (
 )
 
 
+_REFUSED_BODY: Final = json.dumps(
+    {
+        "detail": {
+            "error": "method_refused",
+            "message": f"the vault does not serve this method; allowed: {ALLOW_HEADER}",
+        }
+    }
+).encode()
+REFUSED_METHOD: Final = (
+    b"HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
+    b"allow: " + ALLOW_HEADER.encode() + b"\r\nconnection: close\r\n"
+    b"x-vaultgate-error: method_refused\r\n"
+    b"content-length: " + str(len(_REFUSED_BODY)).encode() + b"\r\n\r\n" + _REFUSED_BODY
+)
+
+
+class _MethodAwareParser:
+    """httptools' parser, but a method it does not know (TRACK...) gets the vault's 405.
+
+    httptools refuses unknown methods itself, and uvicorn answers that with a bare 400; under
+    h11 the same request reaches the vault and gets this 405, so the answer is one either way.
+    """
+
+    def __init__(self, inner: Any, transport: asyncio.Transport) -> None:
+        self._inner = inner
+        self._transport = transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def feed_data(self, data: bytes) -> None:
+        try:
+            self._inner.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            self._transport.write(REFUSED_METHOD)
+            self._transport.close()
+
+
 class GuardedHttpProtocol(_Base):
     """uvicorn's HTTP protocol with a header deadline and a connection cap (see the module)."""
 
@@ -58,6 +101,9 @@ class GuardedHttpProtocol(_Base):
             transport.write(BUSY)
             transport.close()
             return
+        if _HTTPTOOLS:
+            parser = getattr(self, "parser")  # noqa: B009  (httptools only; h11 has none)
+            setattr(self, "parser", _MethodAwareParser(parser, transport))  # noqa: B010
         self._arm()
 
     def on_response_complete(self) -> None:
