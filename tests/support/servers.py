@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from vaultgate.server.api.connections import server_options
 from vaultgate.server.app import create_app
 from vaultgate.server.bootstrap import initialise
 from vaultgate.server.settings import load_settings
@@ -220,7 +221,13 @@ def run_vault(
     result = initialise(settings)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        **server_options(settings),  # the header deadline and connection cap, as `serve` has
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -161,6 +161,7 @@ class WireUpstream:
             )
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             if gone in done:
                 raise ConnectionResetError("the vault went away")
         finally:

@@ -18,9 +18,10 @@ from typing import Any
 
 import uvicorn
 
+from vaultgate.server.api.connections import server_options
 from vaultgate.server.fleet.sockets import bind_group
 from vaultgate.server.fleet.supervisor import Supervisor
-from vaultgate.server.settings import Settings
+from vaultgate.server.settings import Settings, load_settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
@@ -30,13 +31,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
-def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn.Config:
     """The one place uvicorn is configured, for a single process and for every worker."""
-    return uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS)
+    options = {**UVICORN_OPTIONS, **server_options(settings)}
+    return uvicorn.Config(app, host=host, port=port, **options)
 
 
 def serve_one(app: Any, settings: Settings) -> None:
-    uvicorn.Server(uvicorn_config(app, settings.host, settings.port)).run()
+    uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings)).run()
 
 
 def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> int:
@@ -60,4 +62,5 @@ def _worker(environment: dict[str, str], host: str, port: int, sock: socket.sock
     os.environ.update(environment)
     from vaultgate.server.app import app_from_environment
 
-    uvicorn.Server(uvicorn_config(app_from_environment(), host, port)).run(sockets=[sock])
+    config = uvicorn_config(app_from_environment(), host, port, load_settings(os.environ))
+    uvicorn.Server(config).run(sockets=[sock])

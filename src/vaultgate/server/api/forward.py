@@ -57,6 +57,13 @@ def _parse_cached(url: str) -> Target:
     return parse_target(url)  # a refused URL raises and is not cached
 
 
+def with_query(target: Target, params: dict[str, str]) -> Target:
+    """``target`` with ``params`` appended to its query (``/sdk/proxy``'s ``query_params``)."""
+    if not params:
+        return target
+    return replace(target, query="&".join(filter(None, [target.query, urlencode(params)])))
+
+
 async def admit(rt: Runtime, scope: MutableMapping[str, Any], use: UseRequest) -> None:
     """Take the request's place in its grant's in-flight share, or refuse it (audited, 429).
 

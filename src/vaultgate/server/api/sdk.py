@@ -18,7 +18,7 @@ from starlette.responses import Response
 from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
-from vaultgate.server.api.forward import admit, forward_buffered, target_of
+from vaultgate.server.api.forward import admit, forward_buffered, target_of, with_query
 from vaultgate.server.api.held import held_response
 from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import AuditEvent, new_id
@@ -214,7 +214,8 @@ async def proxy(request: Request) -> Response:
     method = _method(data.get("method"))
     target = target_of(str(_str_field(data, "url", cap=65536)))
     outgoing = _str_map(data, "headers")
-    query = _str_map(data, "query_params")
+    # The caller's query_params join the URL before policy sees it (egress/hygiene.py).
+    target = with_query(target, _str_map(data, "query_params"))
     content = _proxy_body(data)
     if (
         content is not None
@@ -229,12 +230,10 @@ async def proxy(request: Request) -> Response:
         auth = await rt.pipeline.authorize(use)
     except ApprovalRequired as held:
         return await held_response(
-            rt, use, held, list(outgoing.items()), list(query.items()), content
+            rt, use, held, list(outgoing.items()), [], content
         )
     started = time.monotonic()
-    result = await forward_buffered(
-        rt, use, auth, list(outgoing.items()), list(query.items()), content
-    )
+    result = await forward_buffered(rt, use, auth, list(outgoing.items()), [], content)
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return _json(result, headers={"X-Request-ID": use.request_id})
 

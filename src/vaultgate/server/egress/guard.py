@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
 
@@ -123,6 +124,7 @@ class AddressGuard:
     ) -> None:
         self._allowed = tuple(allowed_private)
         self._resolve: Resolve = resolve or system_resolve
+        self._passed: dict[tuple[str, int], float] = {}
 
     def is_allowed(self, ip: str | IPAddress) -> bool:
         address = _parse(ip)
@@ -162,6 +164,27 @@ class AddressGuard:
                 "the destination host could not be resolved", code="upstream_error"
             ) from None
         return self.vet(addresses)
+
+    async def prevet(self, host: str, port: int) -> None:
+        """`resolve_and_vet` before a proxied request's credential is opened, answered from
+        memory for a name that passed in the last few seconds.
+
+        Only the proxy modes use it: there the resolver vets again on the very address dialled
+        (`VettingResolver`), so this check decides what the audit trail says (a refusal), never
+        where the vault connects, and a short memory of passes costs no safety.
+        """
+        key = (host, port)
+        now = time.monotonic()
+        if self._passed.get(key, 0.0) > now:
+            return
+        await self.resolve_and_vet(host, port)
+        if len(self._passed) >= _PREVET_MEMORY:
+            self._passed.clear()
+        self._passed[key] = now + _PREVET_SECONDS
+
+
+_PREVET_SECONDS: Final = 5.0
+_PREVET_MEMORY: Final = 4096
 
 
 class VettingResolver(AbstractResolver):

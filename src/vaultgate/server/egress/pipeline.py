@@ -130,8 +130,7 @@ class Pipeline:
         now = self._clock()
         try:
             self._check(grant, use, now)
-            if use.mode == "retrieve":
-                await self._vet_address(use)
+            await self._vet_address(use)
         except VaultError as exc:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
@@ -170,14 +169,24 @@ class Pipeline:
         )
 
     async def _vet_address(self, use: UseRequest) -> None:
-        """Retrieve mode: refuse a credential for an address the vault would never connect to.
+        """Refuse, before the use record, a destination the vault would never connect to.
 
-        The SDK connects, not the vault, so the guard inside the upstream client never sees the
-        address; without this a grant whose hosts name an internal address (or a name that
-        resolves to one) would hand its credential out for loopback or cloud metadata. The
-        proxy modes are vetted where the vault connects, on the very address it connects to.
+        Retrieve mode: the SDK connects, not the vault, so this is the only check; without it a
+        grant whose hosts name an internal address (or a name that resolves to one) would hand
+        its credential out for loopback or cloud metadata. The proxy modes are vetted again
+        where the vault connects, on the very address it connects to.
+
+        Every mode checks here so that one destination reads the same in the audit trail: a
+        ``grant:use`` means the credential was opened for the request, so a destination that is
+        refused or cannot be resolved is a ``grant:deny`` with its code (``blocked_destination``,
+        ``upstream_error``), in retrieve mode and in the proxy alike. Only what happens after
+        the credential is opened (an upstream that refuses the connection, times out or
+        answers) is a ``grant:outcome``.
         """
-        await self._guard.resolve_and_vet(use.target.host, use.target.port)
+        if use.mode == "retrieve":
+            await self._guard.resolve_and_vet(use.target.host, use.target.port)
+        else:
+            await self._guard.prevet(use.target.host, use.target.port)
 
     def _check(self, grant: GrantContext, use: UseRequest, now: datetime) -> None:
         if grant.revoked:

@@ -20,14 +20,16 @@ from vaultgate.server.errors import (
     BadGateway,
     GatewayTimeout,
     InvalidInput,
+    MethodNotAllowed,
     PayloadTooLarge,
     Unprocessable,
 )
 
 from .conftest import Server
 
-TIMEOUTS = UpstreamTimeouts(connect=5, read=10)
-TINY = UpstreamTimeouts(connect=5, read=0.05)
+TIMEOUTS = UpstreamTimeouts(connect=5, read=10, first_byte=10)
+# Both phases tiny: the header wait is limited by first_byte, the body's gaps by read.
+TINY = UpstreamTimeouts(connect=5, read=0.05, first_byte=0.05)
 SECRET = "sk-live-do-not-print-me"
 
 RawServer = Callable[[bytes], Awaitable[int]]
@@ -340,7 +342,16 @@ async def test_header_injection_is_refused(
     assert upstream.requests == []
 
 
-@pytest.mark.parametrize("method", ["CONNECT", "GET /x", "", "G\r\nET"])
+@pytest.mark.parametrize("method", ["CONNECT", "TRACE", "TRACK", "PROPFIND"])
+async def test_methods_off_the_allow_list_are_refused(
+    client: UpstreamClient, upstream: Server, method: str
+) -> None:
+    with pytest.raises(MethodNotAllowed):
+        await client.send(method, upstream.target("/"), [], timeout=TIMEOUTS)
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("method", ["GET /x", "", "G\r\nET"])
 async def test_bad_methods_are_refused(
     client: UpstreamClient, upstream: Server, method: str
 ) -> None:

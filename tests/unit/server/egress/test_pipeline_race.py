@@ -14,6 +14,7 @@ from vaultgate.injection.credential import Credential, CredentialType
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor
 from vaultgate.server.bootstrap import initialise
+from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.pipeline import Pipeline, UseRequest
 from vaultgate.server.egress.urls import parse_target
 from vaultgate.server.errors import Forbidden
@@ -24,6 +25,10 @@ from vaultgate.server.settings import load_settings
 
 ADMIN = Actor()
 URL = "https://api.example.com/v1/a"
+
+
+async def _public(host: str, port: int) -> list[str]:
+    return ["93.184.216.34"]
 
 
 class RacingSecrets(SecretService):
@@ -66,7 +71,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     racing = RacingSecrets(
         rt.engine, rt.barrier, rt.catalogue, AuditSink(rt.audit_key), rt.clock, rt.cache
     )
-    pipeline = Pipeline(rt.grants, racing, rt.audit, rt.clock)
+    public = AddressGuard(resolve=_public)  # api.example.com without asking DNS
+    pipeline = Pipeline(rt.grants, racing, rt.audit, rt.clock, guard=public)
     use = UseRequest(
         principal=rt.keys.authenticate(key),
         grant_id=created["grant_id"],

@@ -1,0 +1,142 @@
+"""The HTTP server's own limits: headers must arrive in time, and connections are capped.
+
+uvicorn (0.30 to 0.54 alike) has neither. Its keep-alive timer runs only between requests, so a
+client that opens a connection and sends its headers a byte at a time (slowloris) holds it for as
+long as it likes; ``limit_concurrency`` answers 503 only once a request's headers are complete,
+which such a client never does. So the protocol uvicorn runs is its own, with two additions:
+
+- a header deadline: from the connection's opening, or the end of the previous answer, a
+  request's headers must be complete within ``header_timeout`` seconds, however slowly the bytes
+  trickle in; otherwise the connection is closed. A request whose headers arrived is never cut
+  (its body and answer have their own limits).
+- a connection cap: past ``max_connections`` open connections a new one is answered 503 at once
+  and closed, so idle or hostile connections cannot use up the process's file descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, ClassVar, Final
+
+from vaultgate.server.egress.hygiene import ALLOW_HEADER
+from vaultgate.server.settings import Settings
+
+try:
+    import httptools  # uvicorn's own choice: httptools when it is installed
+except ImportError:  # pragma: no cover
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base
+
+    _HTTPTOOLS = False
+else:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base  # type: ignore[assignment]
+
+    _HTTPTOOLS = True
+
+_BUSY_BODY: Final = json.dumps(
+    {
+        "detail": {
+            "error": "too_many_connections",
+            "message": "the server has too many open connections (VAULTGATE_MAX_CONNECTIONS); "
+            "retry shortly",
+        }
+    }
+).encode()
+BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\nx-vaultgate-error: too_many_connections\r\n"
+    b"content-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
+)
+
+
+_REFUSED_BODY: Final = json.dumps(
+    {
+        "detail": {
+            "error": "method_refused",
+            "message": f"the vault does not serve this method; allowed: {ALLOW_HEADER}",
+        }
+    }
+).encode()
+REFUSED_METHOD: Final = (
+    b"HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
+    b"allow: " + ALLOW_HEADER.encode() + b"\r\nconnection: close\r\n"
+    b"x-vaultgate-error: method_refused\r\n"
+    b"content-length: " + str(len(_REFUSED_BODY)).encode() + b"\r\n\r\n" + _REFUSED_BODY
+)
+
+
+class _MethodAwareParser:
+    """httptools' parser, but a method it does not know (TRACK...) gets the vault's 405.
+
+    httptools refuses unknown methods itself, and uvicorn answers that with a bare 400; under
+    h11 the same request reaches the vault and gets this 405, so the answer is one either way.
+    """
+
+    def __init__(self, inner: Any, transport: asyncio.Transport) -> None:
+        self._inner = inner
+        self._transport = transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def feed_data(self, data: bytes) -> None:
+        try:
+            self._inner.feed_data(data)
+        except httptools.HttpParserInvalidMethodError:
+            self._transport.write(REFUSED_METHOD)
+            self._transport.close()
+
+
+class GuardedHttpProtocol(_Base):
+    """uvicorn's HTTP protocol with a header deadline and a connection cap (see the module)."""
+
+    header_timeout: ClassVar[float] = 10.0
+    max_connections: ClassVar[int] = 4096
+    _deadline: asyncio.TimerHandle | None = None
+    _waiting_after: object = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            transport.write(BUSY)
+            transport.close()
+            return
+        if _HTTPTOOLS:
+            parser = getattr(self, "parser")  # noqa: B009  (httptools only; h11 has none)
+            setattr(self, "parser", _MethodAwareParser(parser, transport))  # noqa: B010
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        # The request whose headers are awaited is the one after the current cycle: when the
+        # deadline comes and the cycle is still this one, no new request's headers completed.
+        self._waiting_after = self.cycle
+        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.cycle is self._waiting_after and not self.transport.is_closing():
+            self.transport.close()
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options that apply ``settings``' header deadline and connection cap."""
+    protocol = type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {"header_timeout": settings.header_timeout, "max_connections": settings.max_connections},
+    )
+    return {"http": protocol}
