@@ -212,7 +212,8 @@ def test_a_rotation_on_one_node_is_what_the_next_request_on_another_injects(
     secret = _store(tenant, fleet_upstream)
     tag = uuid.uuid4().hex
     _warm(fleet, tenant.key, secret["grant_id"], fleet_upstream, tag)
-    _change(fleet[0], "POST", f"/v1/secrets/{secret['secret_id']}/rotate", {"credential": {"token": NEW}})
+    rotate = f"/v1/secrets/{secret['secret_id']}/rotate"
+    _change(fleet[0], "POST", rotate, {"credential": {"token": NEW}})
     for _ in range(6):
         assert _proxy(fleet[-1], tenant.key, secret["grant_id"], tag).status_code == 200
     tokens = _hits(fleet_upstream, tag)
