@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -107,10 +108,8 @@ def test_the_parent_exits_non_zero_when_workers_keep_dying(tmp_path: Path) -> No
         assert time.monotonic() < deadline, dying.log
         for pid in set(dying.worker_pids()) - killed:
             killed.add(pid)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.05)
     assert dying.stop() == 1
     assert any("stopping the vault" in line for line in dying.log), dying.log
