@@ -23,17 +23,19 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.errors import Unauthenticated, VaultError
 from vaultgate.server.fleet import changes
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.policy import Decision, RateLimit, denial_error
 from vaultgate.server.storage.tables import rate_hits, sdk_nonces
+
+if TYPE_CHECKING:  # audit imports this module (its writer runs the checks)
+    from vaultgate.server.audit.events import AuditEvent
 
 # A signed request is accepted within 300 s of its timestamp either way, so a replay can arrive
 # up to 600 s after the original: its nonce is kept that long.
