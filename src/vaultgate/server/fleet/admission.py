@@ -23,17 +23,18 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.errors import Unauthenticated, VaultError
 from vaultgate.server.fleet import changes
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.policy import Decision, RateLimit, denial_error
 from vaultgate.server.storage.tables import rate_hits, sdk_nonces
+
+if TYPE_CHECKING:  # audit imports this module (its writer runs the checks)
+    from vaultgate.server.audit.events import AuditEvent
 
 # A signed request is accepted within 300 s of its timestamp either way, so a replay can arrive
 # up to 600 s after the original: its nonce is kept that long.
@@ -131,17 +132,29 @@ class Admitter:
     def _check_nonces(
         conn: Connection, present: list[tuple[int, Admission]], verdicts: list[Exception | None]
     ) -> None:
-        wanted = {a.nonce for i, a in present if a.nonce is not None and verdicts[i] is None}
-        if not wanted:
-            return
-        query = sa.select(sdk_nonces.c.nonce).where(sdk_nonces.c.nonce.in_(wanted))
-        taken = set(conn.execute(query).scalars())
+        """Store each nonce in one statement; one the table already held is a replay.
+
+        A nonce is stored even when a rate limit then refuses its use: a refused capture stays
+        refused. Only a stale decision keeps its nonce unstored, since it is decided again.
+        """
+        first: dict[str, float] = {}
         for i, a in present:
             if a.nonce is None or verdicts[i] is not None:
                 continue
-            if a.nonce in taken:
+            if a.nonce in first:
+                verdicts[i] = replayed()  # a second copy in this same batch
+            else:
+                first[a.nonce] = a.at
+        if not first:
+            return
+        inserted = set(
+            conn.exec_driver_sql(_insert_nonces(conn.dialect.name, len(first)), _flat(first))
+            .scalars()
+            .all()
+        )
+        for i, a in present:
+            if a.nonce is not None and verdicts[i] is None and a.nonce not in inserted:
                 verdicts[i] = replayed()
-            taken.add(a.nonce)  # a second copy in this same batch is a replay too
 
     @staticmethod
     def _check_rates(
@@ -164,12 +177,9 @@ class Admitter:
 
     @staticmethod
     def _store(conn: Connection, admitted: list[Admission]) -> None:
-        nonces = [{"nonce": a.nonce, "seen_at": a.at} for a in admitted if a.nonce is not None]
-        if nonces:
-            conn.execute(sdk_nonces.insert(), nonces)
-        hits = [{"grant_id": gid, "at": a.at} for a in admitted for gid, _ in a.budgets]
+        hits = [(gid, a.at) for a in admitted for gid, _ in a.budgets]
         if hits:
-            conn.execute(rate_hits.insert(), hits)
+            conn.exec_driver_sql(_SQL[conn.dialect.name]["hit"], hits)
 
     def _prune(self, conn: Connection, now: float, windows: dict[str, _Window]) -> None:
         """Now and then, forget nonces past any replay window and hits that left their window.
@@ -195,11 +205,8 @@ def _window(
     window = windows.get(grant_id)
     if window is None or window.limit != limit:
         since = now - limit.per_seconds
-        stored = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(rate_hits)
-            .where(rate_hits.c.grant_id == grant_id, rate_hits.c.at > since)
-        ).scalar_one()
+        count = _SQL[conn.dialect.name]["count"]
+        stored = conn.exec_driver_sql(count, (grant_id, since)).scalar_one()
         window = _Window(grant_id, limit, since, int(stored), window.added if window else [])
         windows[grant_id] = window
     return window
@@ -210,15 +217,37 @@ def _rate_limited(conn: Connection, window: _Window, now: float) -> Exception:
     # The hit whose leaving frees a place: the (total - requests + 1)-th oldest in the window.
     index = window.stored + len(window.added) - window.limit.requests
     if index < window.stored:
-        frees_at = conn.execute(
-            sa.select(rate_hits.c.at)
-            .where(rate_hits.c.grant_id == window.grant_id, rate_hits.c.at > window.since)
-            .order_by(rate_hits.c.at)
-            .offset(index)
-            .limit(1)
-        ).scalar_one()
+        nth = _SQL[conn.dialect.name]["nth"]
+        frees_at = conn.exec_driver_sql(nth, (window.grant_id, window.since, index)).scalar_one()
     else:
         frees_at = window.added[index - window.stored]
     wait = math.ceil(float(frees_at) + window.limit.per_seconds - now)
     decision = Decision(False, "rate_limit_exceeded", "rate_limit", max(1, wait))
     return denial_error(decision)
+
+
+# The statements every batch may run, as driver SQL: building and caching Core statements cost
+# more than executing these (see audit.sink). Built from constant names only.
+def _statements(m: str) -> dict[str, str]:
+    where = f"WHERE grant_id = {m} AND at > {m}"
+    return {
+        "count": f"SELECT count(*) FROM rate_hits {where}",  # noqa: S608
+        "nth": f"SELECT at FROM rate_hits {where} ORDER BY at LIMIT 1 OFFSET {m}",  # noqa: S608
+        "hit": f"INSERT INTO rate_hits (grant_id, at) VALUES ({m}, {m})",  # noqa: S608
+    }
+
+
+_SQL: Final = {"sqlite": _statements("?"), "postgresql": _statements("%s")}
+
+
+def _insert_nonces(dialect: str, count: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    rows = ", ".join([f"({mark}, {mark})"] * count)
+    return (
+        f"INSERT INTO sdk_nonces (nonce, seen_at) VALUES {rows}"  # noqa: S608
+        " ON CONFLICT DO NOTHING RETURNING nonce"
+    )
+
+
+def _flat(first: dict[str, float]) -> tuple[object, ...]:
+    return tuple(value for pair in first.items() for value in pair)

@@ -30,6 +30,7 @@ log = logging.getLogger("vaultgate.serve")
 MAX_RESTARTS: Final = 5
 RESTART_WINDOW: Final = 30.0
 STOP_TIMEOUT: Final = 60.0
+_CLEAN_EXITS: Final = (0, -signal.SIGTERM, -signal.SIGINT)
 
 Target = Callable[..., None]
 
@@ -110,7 +111,8 @@ class Supervisor:
                 self._failed = True
         for sock in self._sockets:
             sock.close()
-        clean = all(w.exitcode == 0 for w in self._workers.values())
+        # uvicorn re-raises the signal it stopped on once it has shut down cleanly.
+        clean = all(w.exitcode in _CLEAN_EXITS for w in self._workers.values())
         return 1 if self._failed or not clean else 0
 
 
