@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,6 +25,7 @@ from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
+from vaultgate.server.policy.constraints import parse_constraints, redacted
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
 
@@ -121,6 +123,7 @@ def _use(
         client_ip=client_ip(request.scope.get("client"), headers.get("x-forwarded-for"), trusted),
         request_id=headers.get("x-request-id") or new_id(),
         display_url=target.url,
+        constraints=parse_constraints(headers),
     )
 
 
@@ -219,6 +222,8 @@ async def proxy(request: Request) -> Response:
         outgoing["Content-Type"] = "application/json"
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
+    constraints, content = redacted(use.constraints, method, content)
+    use = replace(use, constraints=constraints)
     auth = await rt.pipeline.authorize(use)
     started = time.monotonic()
     result = await forward_buffered(

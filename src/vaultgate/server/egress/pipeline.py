@@ -25,6 +25,8 @@ from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unprocessable, VaultError
 from vaultgate.server.policy import Decision, RateLimiter, RequestFacts, decide, denial_error
+from vaultgate.server.policy.constraints import Constraints
+from vaultgate.server.policy.constraints import enforce as enforce_constraints
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.secrets.grants import GrantContext, GrantService
 from vaultgate.server.secrets.services import SecretService
@@ -43,6 +45,7 @@ class UseRequest:
     client_ip: str | None
     request_id: str
     display_url: str  # the URL as audited: injected query values never appear in it
+    constraints: Constraints | None = None  # the caller's own narrowing (with_constraints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,7 @@ class Pipeline:
                 code="blocked_destination",
                 field="url",
             )
+        enforce_constraints(use.constraints, use.mode, use.method, grant.grant_id)
         self._check_rates(grant, facts, now)
 
     def _check_rates(self, grant: GrantContext, facts: RequestFacts, now: datetime) -> None:
