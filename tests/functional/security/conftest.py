@@ -12,8 +12,7 @@ from functional.security.served import Served, serve_vault
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """A vault served by a real process, trusting loopback as its reverse proxy."""
-    with serve_vault(
-        tmp_path / "data", extra_env={"VAULTGATE_TRUSTED_PROXIES": "127.0.0.1/32"}
-    ) as v:
-        yield v
+    """Two workers of a real ``serve``, trusting loopback as their reverse proxy."""
+    env = {"VAULTGATE_TRUSTED_PROXIES": "127.0.0.1/32"}
+    with serve_vault(tmp_path / "data", extra_env=env, workers=2) as vault:
+        yield vault

@@ -15,27 +15,16 @@ from pathlib import Path
 
 import httpx
 
-from support import free_port
+from support import Vault, free_port
 
 VAULTGATE = [sys.executable, "-m", "vaultgate.cli"]
 
 
 @dataclass
-class Served:
-    base_url: str
-    admin_key: str
-    portal_user: str
-    portal_password: str
-    data_dir: Path
-    proc: subprocess.Popen[bytes]
+class Served(Vault):
+    """A vault as ``support.Vault`` describes one, served by the process ``proc``."""
 
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            trust_env=False,
-            timeout=60,
-            headers={"Authorization": f"Bearer {self.admin_key}"},
-        )
+    proc: subprocess.Popen[bytes] | None = None
 
 
 def init_vault(data: Path, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -82,6 +71,7 @@ def serve_vault(
             first.get("portal_user", ""),
             first.get("portal_password", ""),
             data,
+            env,
             proc,
         )
     finally:

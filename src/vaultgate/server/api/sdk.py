@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,6 +29,7 @@ from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
 from vaultgate.server.fleet.admission import Admission
+from vaultgate.server.policy.constraints import parse_constraints, redacted
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.runtime import Runtime
 
@@ -126,6 +128,7 @@ def _use(
         request_id=headers.get("x-request-id") or new_id(),
         display_url=target.url,
         nonce=signed_nonce(principal, headers),
+        constraints=parse_constraints(headers),
     )
 
 
@@ -226,12 +229,12 @@ async def proxy(request: Request) -> Response:
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
     await admit(rt, request.scope, use)
+    constraints, content = redacted(use.constraints, method, content)
+    use = replace(use, constraints=constraints)
     try:
         auth = await rt.pipeline.authorize(use)
     except ApprovalRequired as held:
-        return await held_response(
-            rt, use, held, list(outgoing.items()), [], content
-        )
+        return await held_response(rt, use, held, list(outgoing.items()), [], content)
     started = time.monotonic()
     result = await forward_buffered(rt, use, auth, list(outgoing.items()), [], content)
     result["duration_ms"] = int((time.monotonic() - started) * 1000)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from vaultgate.server.errors import Conflict, NotFound, Unprocessable
 from vaultgate.server.storage import tables as t
+from vaultgate.server.storage.engine import reading
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps "unknown user" and "wrong password"
@@ -36,6 +37,9 @@ def _check(email: str, password: str) -> str:
 
 def create_user(engine: Engine, email: str, password: str, now: datetime) -> str:
     email = _check(email, password)
+    # Hashed before the transaction opens: argon2 takes tens of milliseconds, and on SQLite a
+    # write transaction holds the database's only write lock for its whole length.
+    password_hash = _hasher.hash(password)
     with engine.begin() as conn:
         if conn.execute(
             sa.select(t.portal_users.c.id).where(t.portal_users.c.email == email)
@@ -44,7 +48,7 @@ def create_user(engine: Engine, email: str, password: str, now: datetime) -> str
         user_id = str(uuid.uuid4())
         conn.execute(
             t.portal_users.insert().values(
-                id=user_id, email=email, password_hash=_hasher.hash(password), created_at=now
+                id=user_id, email=email, password_hash=password_hash, created_at=now
             )
         )
     return user_id
@@ -52,34 +56,44 @@ def create_user(engine: Engine, email: str, password: str, now: datetime) -> str
 
 def set_password(engine: Engine, email: str, password: str) -> None:
     email = _check(email, password)
+    password_hash = _hasher.hash(password)  # outside the transaction, as in create_user
     with engine.begin() as conn:
         done = conn.execute(
             t.portal_users.update()
             .where(t.portal_users.c.email == email)
-            .values(password_hash=_hasher.hash(password))
+            .values(password_hash=password_hash)
         )
         if done.rowcount == 0:
             raise NotFound(f"no portal user {email}", code="user_not_found")
 
 
 def verify_login(engine: Engine, email: str, password: str, now: datetime) -> str | None:
-    """The user's email when the password is right; None otherwise (same cost either way)."""
+    """The user's email when the password is right; None otherwise (same cost either way).
+
+    The hash is read, then checked with no transaction open (a sign-in flood must not hold the
+    write lock every audited request needs); only a success writes, briefly.
+    """
     email = email.strip().lower()
-    with engine.begin() as conn:
+    with reading(engine) as conn:
         row = (
-            conn.execute(sa.select(t.portal_users).where(t.portal_users.c.email == email))
+            conn.execute(
+                sa.select(t.portal_users.c.id, t.portal_users.c.password_hash).where(
+                    t.portal_users.c.email == email
+                )
+            )
             .mappings()
             .first()
         )
-        try:
-            _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if row is None:
-            return None
+    try:
+        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None:
+        return None
+    with engine.begin() as conn:
         conn.execute(
             t.portal_users.update()
             .where(t.portal_users.c.id == row["id"])
             .values(last_login_at=now)
         )
-        return str(row["email"])
+    return email

@@ -31,6 +31,8 @@ from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
 from vaultgate.server.fleet.admission import Admission, StaleView
 from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
+from vaultgate.server.policy.constraints import Constraints
+from vaultgate.server.policy.constraints import enforce as enforce_constraints
 from vaultgate.server.policy.decide import Mode
 from vaultgate.server.secrets.grants import GrantContext, GrantService
 from vaultgate.server.secrets.services import SecretService
@@ -56,6 +58,7 @@ class UseRequest:
     nonce: str | None = (
         None  # fleet.admission.nonce_key of a signed request: one use per deployment
     )
+    constraints: Constraints | None = None  # the caller's own narrowing (with_constraints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,7 @@ class Pipeline:
                 code="blocked_destination",
                 field="url",
             )
+        enforce_constraints(use.constraints, use.mode, use.method, grant.grant_id)
 
     @staticmethod
     def _admission(use: UseRequest, grant: GrantContext, now: datetime) -> Admission:

@@ -27,7 +27,8 @@ def install(app: FastAPI) -> None:
     """Add the portal to ``app`` (whose ``state.runtime`` is set): call it after the app's other
     middleware so the portal's guard is the outermost layer for /portal."""
     app.state.portal = PortalState(
-        codec=SessionCodec(app.state.runtime.session_key), throttle=LoginThrottle()
+        codec=SessionCodec(app.state.runtime.session_key),
+        throttle=LoginThrottle(app.state.runtime.engine),
     )
     app.include_router(router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")

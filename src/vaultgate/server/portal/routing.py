@@ -8,7 +8,7 @@ cookie is re-signed on the way out so the idle timeout slides.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
@@ -23,13 +23,14 @@ from vaultgate.server.auth.services import Actor
 from vaultgate.server.errors import VaultError
 from vaultgate.server.portal.pages import render
 from vaultgate.server.portal.sessions import COOKIE, PortalSession, SessionCodec
-from vaultgate.server.portal.throttle import LoginThrottle
+from vaultgate.server.portal.throttle import LoginThrottle, VerifySlots
 
 
 @dataclass(frozen=True)
 class PortalState:
     codec: SessionCodec
     throttle: LoginThrottle
+    slots: VerifySlots = field(default_factory=VerifySlots)
 
 
 class LoginRequired(Exception):

@@ -264,3 +264,14 @@ approver_groups = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("email", sa.String(320), primary_key=True),
 )
+
+# Sign-in attempts per account and per source address, shared by every worker and node. ``key``
+# is a SHA-256 of "email:<address>" or "ip:<address>", so no attacker-chosen text is stored.
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Index("ix_login_throttle_window_start", "window_start"),
+)

@@ -1,4 +1,4 @@
-"""The pure pieces: form translation, error placement, the session codec, the throttle."""
+"""The pure pieces: form translation, error placement, the session codec."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from vaultgate.server.policy import parse_policy
 from vaultgate.server.portal import forms
 from vaultgate.server.portal.routing import Fields
 from vaultgate.server.portal.sessions import IDLE_TIMEOUT, PortalSession, SessionCodec
-from vaultgate.server.portal.throttle import LoginThrottle
 
 NOW = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
@@ -135,21 +134,3 @@ def test_csrf_token_is_bound_to_the_session():
 def test_sign_in_rotates_the_nonce():
     before = PortalSession.anonymous()
     assert before.signed_in("a@example.com", NOW).nonce != before.nonce
-
-
-def test_throttle_window_slides():
-    throttle = LoginThrottle(per_email=2, per_address=100, window=60)
-    throttle.failed("a@x", "1.2.3.4", 0)
-    throttle.failed("A@x ", "1.2.3.4", 10)  # the same email, however it is typed
-    assert throttle.retry_after("a@x", "1.2.3.4", 20) == 40  # the oldest failure ages out at 60
-    assert throttle.retry_after("b@x", "1.2.3.4", 20) == 0
-    assert throttle.retry_after("a@x", "1.2.3.4", 59.5) == 1
-    assert throttle.retry_after("a@x", "1.2.3.4", 60) == 0
-
-
-def test_throttle_per_address():
-    throttle = LoginThrottle(per_email=100, per_address=2, window=60)
-    throttle.failed("a@x", "1.2.3.4", 0)
-    throttle.failed("b@x", "1.2.3.4", 0)
-    assert throttle.retry_after("c@x", "1.2.3.4", 1) > 0
-    assert throttle.retry_after("c@x", "5.6.7.8", 1) == 0

@@ -15,6 +15,7 @@ from vaultgate.server.audit.events import (
 from vaultgate.server.auth.users import verify_login
 from vaultgate.server.portal.pages import render
 from vaultgate.server.portal.routing import (
+    Fields,
     Form,
     PortalRoute,
     context,
@@ -27,6 +28,8 @@ from vaultgate.server.portal.sessions import PortalSession
 
 router = APIRouter(prefix="/portal", route_class=PortalRoute)
 WRONG = "Wrong email or password."
+BUSY = "The vault is checking many sign-ins right now. Try again in a few seconds."
+BUSY_RETRY = 2
 
 
 def _next(target: str | None) -> str:
@@ -61,20 +64,27 @@ def login_page(request: Request, next: str | None = None, expired: int = 0) -> R
 
 @router.post("/login", include_in_schema=False)
 def login(request: Request, form: Form) -> Response:
+    """Order matters: a free verification slot, then the attempt counted, then the password
+    checked, so neither a flood nor a burst of concurrent guesses gets more than its share."""
+    state = portal_state(request)
+    with state.slots.take() as free:
+        if not free:
+            return _refused(request, form, 429, {"": BUSY}, {"Retry-After": str(BUSY_RETRY)})
+        return _sign_in(request, form)
+
+
+def _sign_in(request: Request, form: Fields) -> Response:
     rt, state = runtime(request), portal_state(request)
     email, ip, now = form.get("email"), request_ip(request), rt.clock()
     missing = _missing(email, form.get("password"))
     if missing:
-        return _refused(request, form.get("next"), email, 422, missing, {})
-    wait = state.throttle.retry_after(email, ip, now.timestamp())
+        return _refused(request, form, 422, missing, {})
+    wait = state.throttle.reserve(email, ip, now.timestamp())
     if wait:
         message = f"Too many sign-in attempts. Try again in {wait} seconds."
-        return _refused(
-            request, form.get("next"), email, 429, {"": message}, {"Retry-After": str(wait)}
-        )
+        return _refused(request, form, 429, {"": message}, {"Retry-After": str(wait)})
     user = verify_login(rt.engine, email, form.get("password"), now)
     if user is None:
-        state.throttle.failed(email, ip, now.timestamp())
         rt.audit.record_sync(
             AuditEvent.new(
                 event=PORTAL_LOGIN_FAILED,
@@ -84,8 +94,8 @@ def login(request: Request, form: Form) -> Response:
                 source_ip=ip,
             )
         )
-        return _refused(request, form.get("next"), email, 401, {"": WRONG}, {})
-    state.throttle.succeeded(email)
+        return _refused(request, form, 401, {"": WRONG}, {})
+    state.throttle.succeeded(email, ip)
     rt.audit.record_sync(
         AuditEvent.new(event=PORTAL_LOGIN, outcome="ok", now=now, portal_user=user, source_ip=ip)
     )
@@ -104,14 +114,16 @@ def _missing(email: str, password: str) -> dict[str, str]:
 
 
 def _refused(
-    request: Request,
-    target: str,
-    email: str,
-    status: int,
-    errors: dict[str, str],
-    headers: dict[str, str],
+    request: Request, form: Fields, status: int, errors: dict[str, str], headers: dict[str, str]
 ) -> Response:
-    ctx = context(request, "login", title="Sign in", next=_next(target), email=email, errors=errors)
+    ctx = context(
+        request,
+        "login",
+        title="Sign in",
+        next=_next(form.get("next")),
+        email=form.get("email"),
+        errors=errors,
+    )
     return render("login.html", ctx, status=status, headers=headers)
 
 
