@@ -5,13 +5,34 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= .vaultgate
 
-.PHONY: run test lint typecheck bench clean
+LOCK   := requirements.lock
+UV     := $(BIN)/uv
+UV_VERSION ?= 0.13.9
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint typecheck bench clean lock
+
+# The server and dev dependencies install from the lock file, with hashes (`make lock` writes it
+# after a change to pyproject.toml). uv does it several times faster than pip; where uv cannot be
+# installed, pip installs the same file. The last step adds only what the lock lacks (a
+# dependency added without `make lock`), which tests/unit/test_lock_file.py then reports.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv==$(UV_VERSION) || echo "uv not installable: installing with pip"
+	if [ -x $(UV) ]; then \
+	  $(UV) pip install --quiet --python $(BIN)/python -r $(LOCK) && \
+	  $(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'; \
+	else \
+	  $(BIN)/pip install --quiet -r $(LOCK) && $(BIN)/pip install --quiet -e '.[dev]'; \
+	fi
 	touch $(STAMP)
+
+# Pin every dependency for all platforms from pyproject.toml, keeping the pins it can (the SDK's
+# own range stays open in pyproject); `make lock LOCK_ARGS=--upgrade` moves them all to the newest.
+lock:
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	[ -x $(UV) ] || $(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(UV) pip compile pyproject.toml --extra dev --universal --generate-hashes \
+	  --quiet --output-file $(LOCK) $(LOCK_ARGS)
 
 run: $(STAMP)
 	$(BIN)/vaultgate serve --init --data-dir $(DATA)

@@ -75,7 +75,10 @@ def _print_first_start(admin_key: str, user: str, password: str, settings: Setti
     "--allow-private-destinations",
     multiple=True,
     metavar="CIDR",
-    help="Let upstream calls reach these private ranges (tests, local development).",
+    help=(
+        "Let upstream calls reach this private or loopback range (repeat), e.g. 127.0.0.1/32 "
+        "for a service on this machine (VAULTGATE_ALLOW_PRIVATE_DESTINATIONS)."
+    ),
 )
 @click.option(
     "--trusted-proxies",

@@ -64,7 +64,7 @@ HOST_HELP = (
     "A bare host means https only: for a plain-http service give the origin, "
     "e.g. --host http://127.0.0.1:8080."
 )
-TYPE_HELP = "Credential type (default: the provider's, else bearer)."
+TYPE_HELP = "Credential type (required unless --provider sets it)."
 FROM_FILE_HELP = "Read the value from this file (a trailing newline is dropped)."
 STDIN_HELP = "Read the value from the first line of standard input."
 
@@ -118,9 +118,13 @@ def secrets_add(
     """Store a secret; prints its grant_id.
 
     The value is read from a hidden prompt, --stdin or --from-file, never from the command
-    line. To call a local plain-http service, allow its origin with --host http://HOST:PORT
-    and start the server with --allow-private-destinations (e.g. 127.0.0.1/32): private and
-    loopback addresses are refused otherwise.
+    line.
+
+    \b
+    A local plain-http service needs both:
+      --host http://HOST:PORT on this command (a bare --host means https only)
+      --allow-private-destinations 127.0.0.1/32 on `vaultgate serve`
+        (private and loopback addresses are refused otherwise)
     """
     body: dict[str, Any] = {
         "app_id": app_id,

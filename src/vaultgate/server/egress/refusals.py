@@ -34,7 +34,7 @@ def host_refusal(target: Target, patterns: Iterable[HostPattern]) -> str:
     why = " (a bare --host means https only)" if scheme_only and target.scheme == "http" else ""
     return (
         f"{target.origin} is not allowed; the grant allows {allowed}{why} — add "
-        f"a {target.scheme}:// origin with --host {target.origin}"
+        f"an {target.scheme}:// origin with --host {target.origin}"
     )
 
 
