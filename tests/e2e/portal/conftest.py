@@ -1,12 +1,15 @@
 """One real vault, one recording upstream and one headless Chromium per module.
 
 Chromium is Debian's (``/usr/bin/chromium``): missing, the tests skip, except under CI where a
-skipped browser test would be a broken promise, so they fail.
+skipped browser test would be a broken promise, so they fail. The same goes for axe-core, which
+``npm ci`` installs from ``axe/package-lock.json`` (one pinned version) the first time it is needed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,15 +29,20 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "portal"
+AXE_DIR = Path(__file__).resolve().parent / "axe"
+AXE_SCRIPT = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -61,3 +69,22 @@ def upstream() -> Iterator[Upstream]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script, to inject into each page; installed once from the lock file."""
+    if not AXE_SCRIPT.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            _missing("npm not found: it installs axe-core for the accessibility tests")
+        assert npm is not None
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"npm ci for axe-core failed:\n{done.stderr}"
+    return AXE_SCRIPT.read_text()

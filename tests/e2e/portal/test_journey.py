@@ -80,7 +80,7 @@ def _add_openai_secret(ui: Pages, upstream_origin: str) -> str:
     token.fill("pk-not-an-openai-key")
     expect(page.locator("#f-credential-token-check")).to_contain_text("does not look like")
     token.fill(CANARY)
-    expect(page.locator("#f-credential-token-check")).to_contain_text("Looks like a OpenAI key")
+    expect(page.locator("#f-credential-token-check")).to_contain_text("Looks like an OpenAI key")
     page.get_by_label("Allowed hosts").fill(upstream_origin)
     page.get_by_role("button", name="Store the secret").click()
     ui.check()

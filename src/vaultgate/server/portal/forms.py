@@ -8,7 +8,7 @@ empty required field), which a service would report one at a time.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,11 +53,17 @@ def errors_from(exc: VaultError, known: Collection[str]) -> FieldErrors:
     return {match_field(exc.field, known) or "": exc.message}
 
 
-def errors_from_validation(exc: ValidationError, known: Collection[str]) -> FieldErrors:
+def errors_from_validation(
+    exc: ValidationError, known: Collection[str], rows: Sequence[int] = ()
+) -> FieldErrors:
+    """``rows``: the form row of each additional injection rule sent (empty rows are skipped)."""
     # Built from locations and messages only: the rejected input is never echoed back.
     found: FieldErrors = {}
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        field = ".".join(str(p) for p in error["loc"])
+        loc = list(error["loc"])
+        if loc[:2] == ["injection", "additional"] and len(loc) > 2 and isinstance(loc[2], int):
+            loc[2] = rows[loc[2]] if loc[2] < len(rows) else loc[2]
+        field = ".".join(str(p) for p in loc)
         message = str(error["msg"]).removeprefix("Value error, ")
         found.setdefault(match_field(field, known) or "", f"{field}: {message}")
     return found
@@ -130,7 +136,7 @@ def secret_body(
     try:
         return SecretCreate.model_validate(raw), {}
     except ValidationError as exc:
-        return None, errors_from_validation(exc, known)
+        return None, errors_from_validation(exc, known, _rule_rows(fields))
 
 
 def _missing(fields: Fields, provider: Provider | None, ctype: str | None) -> FieldErrors:
@@ -149,17 +155,26 @@ def _missing(fields: Fields, provider: Provider | None, ctype: str | None) -> Fi
     return errors
 
 
+def _rule_rows(fields: Fields) -> list[int]:
+    """The form rows that hold an additional rule, in order: the n-th rule sent is row rows[n]."""
+    return [
+        i
+        for i in range(ADDITIONAL_ROWS)
+        if fields.get(f"injection.additional[{i}].name")
+        or fields.get(f"injection.additional[{i}].value")
+    ]
+
+
 def _custom_parts(fields: Fields, ctype: str | None) -> dict[str, Any]:
     parts: dict[str, Any] = {"credential_type": ctype}
-    additional = []
-    for i in range(ADDITIONAL_ROWS):
-        name, value = (
-            fields.get(f"injection.additional[{i}].name"),
-            fields.get(f"injection.additional[{i}].value"),
-        )
-        if name or value:
-            target = fields.get(f"injection.additional[{i}].target") or "header"
-            additional.append({"target": target, "name": name, "value": value})
+    additional = [
+        {
+            "target": fields.get(f"injection.additional[{i}].target") or "header",
+            "name": fields.get(f"injection.additional[{i}].name"),
+            "value": fields.get(f"injection.additional[{i}].value"),
+        }
+        for i in _rule_rows(fields)
+    ]
     header, fmt = fields.get("injection.header"), fields.get("injection.format")
     if header or fmt or additional:
         parts["injection"] = {
@@ -216,7 +231,9 @@ def _rate(fields: Fields, doc: dict[str, Any], errors: FieldErrors) -> None:
     if not requests and not per:
         return
     if not (requests.isdigit() and per.isdigit()):
-        errors["policy.rate_limit.requests"] = (
+        # Named on the field that is wrong: the one that is not a whole number, or is missing.
+        wrong = "requests" if not requests.isdigit() else "per_seconds"
+        errors[f"policy.rate_limit.{wrong}"] = (
             "rate_limit: give both a number of requests and a period in seconds"
         )
         return

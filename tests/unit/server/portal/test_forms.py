@@ -102,7 +102,7 @@ def test_an_empty_policy_form_restricts_nothing():
 
 def test_half_a_rate_limit_is_an_error():
     _, errors = forms.policy_doc(_fields({"policy.rate_limit.requests": "5"}))
-    assert "policy.rate_limit.requests" in errors
+    assert "policy.rate_limit.per_seconds" in errors  # the half that is missing
 
 
 def test_echo_never_returns_a_credential():

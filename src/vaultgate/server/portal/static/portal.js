@@ -112,7 +112,12 @@ if (summary) {
     target.scrollIntoView({ block: "center" });
   });
 } else {
-  // A saved change lands on a page whose confirmation is already there: say it once it has loaded.
+  // A saved change lands on a page whose confirmation (a status region) is already there, and a
+  // region is heard when it changes: take its content out and put it back once the page is up.
   const done = document.querySelector("main .success[role=status], main .notice[role=status]");
-  if (done) announce(done.textContent.trim().replace(/\s+/g, " "));
+  if (done) {
+    const nodes = [...done.childNodes];
+    done.replaceChildren();
+    requestAnimationFrame(() => done.replaceChildren(...nodes));
+  }
 }

@@ -101,26 +101,19 @@ def new_secret(request: Request, slug: str, user: User, app_id: str = "") -> Res
 
 
 def _known_fields(provider: Provider | None) -> list[str]:
-    names = [
-        "app_id",
-        "name",
-        "credential_type",
-        "allowed_hosts",
-        "injection.header",
-        "injection.format",
-        "aws.region",
-        "aws.service",
-        "provider",
-    ]
-    names += [
-        f"injection.additional[{i}].{part}"
-        for i in range(forms.ADDITIONAL_ROWS)
-        for part in ("target", "name", "value")
-    ]
+    """The fields on this form, where an error can be shown; any other error is the form's."""
+    names = ["app_id", "name", "allowed_hosts"]
     if provider is not None:
         names += [f"provider_params.{p}" for p in provider.params]
         names += [f"credential.{n}" for n in provider.credential_field_names()]
     else:
+        names += ["credential_type", "injection.header", "injection.format"]
+        names += ["aws.region", "aws.service"]
+        names += [
+            f"injection.additional[{i}].{part}"
+            for i in range(forms.ADDITIONAL_ROWS)
+            for part in ("target", "name", "value")
+        ]
         names += [f"credential.{n}" for t in CREDENTIAL_TYPES for n in REQUIRED_FIELDS[t]]
         names.append("credential.session_token")
     return names
