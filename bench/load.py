@@ -1,13 +1,12 @@
-"""Load generators: wrk (with pre-signed requests for the Alter protocol) and the SDK itself."""
+"""The wrk load generator, with pre-signed requests for the Alter protocol (the SDK's own
+generator is in ``sdkload``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    lost_reports: int = 0  # row (e): outcome reports dropped or refused (0 when all landed)
+    # Row (e): the SDK processes' own CPU inside the measured time (their start-up excluded).
+    client_cpu_seconds: float | None = None
 
     @property
     def rps(self) -> float:
@@ -134,53 +136,3 @@ def signed_script(
         }
     )
     return script
-
-
-async def _sdk_worker(
-    vault: object,
-    url: str,
-    grant_id: str,
-    deadline: float,
-    latencies: list[float],
-    errors: list[int],
-) -> None:
-    from vaultgate import AlterVault, HttpMethod
-
-    assert isinstance(vault, AlterVault)
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        try:
-            await vault.request(HttpMethod.GET, url, grant_id=grant_id, reason="bench")
-        except Exception:
-            errors.append(1)
-            continue
-        latencies.append((time.perf_counter() - started) * 1000)
-
-
-async def _sdk_run(
-    base_url: str, api_key: str, url: str, grant_id: str, connections: int, seconds: int
-) -> Result:
-    from vaultgate import AlterVault
-
-    latencies: list[float] = []
-    errors: list[int] = []
-    async with AlterVault(api_key, base_url=base_url) as vault:
-        started = time.monotonic()
-        deadline = started + seconds
-        await asyncio.gather(
-            *(
-                _sdk_worker(vault, url, grant_id, deadline, latencies, errors)
-                for _ in range(connections)
-            )
-        )
-        elapsed = time.monotonic() - started
-    if not latencies:
-        return Result(0, elapsed, 0.0, 0.0, len(errors))
-    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return Result(len(latencies), elapsed, cuts[49], cuts[98], len(errors))
-
-
-def run_sdk(
-    base_url: str, api_key: str, url: str, grant_id: str, *, connections: int, seconds: int
-) -> Result:
-    return asyncio.run(_sdk_run(base_url, api_key, url, grant_id, connections, seconds))

@@ -64,6 +64,25 @@ def rss_mib(pid: int) -> float:
     return pages * PAGE / 2**20
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The processes that serve requests: the spawned workers, or ``pid`` itself when alone."""
+    workers = []
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+    return sorted(workers) or [pid]
+
+
+def worker_rss_mib(pid: int) -> list[float]:
+    """Resident memory of each worker (the supervisor and multiprocessing's tracker excluded)."""
+    out = []
+    for worker in worker_pids(pid):
+        with contextlib.suppress(OSError):
+            out.append(rss_mib(worker))
+    return out
+
+
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,3 +243,11 @@ def start_vault(
     ).json()
     admin.close()
     return VaultProc(proc, base, init["admin_key"], key, secret["grant_id"], workdir)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

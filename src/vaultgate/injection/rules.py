@@ -18,12 +18,15 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
-import httpx
-
 from vaultgate.injection.credential import Credential, CredentialType
+
+if (
+    TYPE_CHECKING
+):  # only a type here; the vault's workers do not load httpx (see vaultgate/__init__)
+    import httpx
 
 Target = Literal["header", "query"]
 

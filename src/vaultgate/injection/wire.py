@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from vaultgate.injection.credential import Credential, CredentialType
 from vaultgate.injection.rules import (
@@ -37,6 +35,9 @@ from vaultgate.injection.sigv4 import (
     detect_region_service,
     sign_outgoing,
 )
+
+if TYPE_CHECKING:  # the vault's workers do not load httpx (see vaultgate/__init__)
+    import httpx
 
 # The official SDK always sets a main header whose format must contain {token}. A rule set with
 # no main header (a key in the query only), or one whose header name the SDK refuses, therefore
@@ -264,6 +265,8 @@ def apply_wire(
     must be in memory (bytes); the region and service come from the AWS host when it names them
     and from the payload otherwise. ``now`` defaults to the current time (for the signature).
     """
+    import httpx  # the SDK's side only: the vault's workers never load httpx
+
     rules, credential = from_wire(payload)
     headers = httpx.Headers(request.headers)
     url = request.url
@@ -290,6 +293,8 @@ def _sign_aws(
     now: datetime,
 ) -> bytes:
     """Sign ``request`` into ``headers``; returns the body bytes that were signed."""
+    import httpx  # the SDK's side only, as in apply_wire
+
     extra = _credentials(payload.get("additional_credentials")) or {}
     detected_region, detected_service = detect_region_service(request.url.host)
     region = detected_region or extra.get("region")
