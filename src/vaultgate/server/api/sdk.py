@@ -19,6 +19,7 @@ from vaultgate.injection.rules import InjectionRuleError
 from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered, target_of
+from vaultgate.server.api.sdk_addressing import grant_id_of
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
@@ -142,7 +143,7 @@ def _method(value: object) -> str:
 async def token(request: Request) -> Response:
     rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
-    grant_id = _grant_id(data)
+    grant_id = await grant_id_of(rt, principal, data)
     req = data.get("request")
     if not isinstance(req, dict):
         raise Unprocessable("request: must be an object with method and url", field="request")
@@ -203,7 +204,7 @@ def _str_map(data: dict[str, Any], name: str) -> dict[str, str]:
 async def proxy(request: Request) -> Response:
     rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
-    grant_id = _grant_id(data)
+    grant_id = await grant_id_of(rt, principal, data)
     method = _method(data.get("method"))
     target = target_of(str(_str_field(data, "url", cap=65536)))
     outgoing = _str_map(data, "headers")
