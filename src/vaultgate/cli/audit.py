@@ -21,13 +21,16 @@ _FILTERS = {
     "outcome": "outcome",
     "since": "since",
     "until": "until",
+    "run_id": "run_id",  # --run-id: a key of the X-Alter-Context the SDK sent
+    "thread_id": "thread_id",
+    "tool": "tool",
 }
 
 
 def audit_filters(fn: Any) -> Any:
     # click lists options in the reverse order of their decorators, so add them last first.
     for name in reversed(_FILTERS):
-        fn = click.option(f"--{name}", default=None)(fn)
+        fn = click.option(f"--{name.replace('_', '-')}", name, default=None)(fn)
     return fn
 
 

@@ -20,6 +20,8 @@ from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import forward_buffered, target_of
 from vaultgate.server.api.sdk_addressing import grant_id_of
+from vaultgate.server.audit.context import HEADER as CONTEXT_HEADER
+from vaultgate.server.audit.context import parse_context
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.egress.pipeline import UseRequest
@@ -120,6 +122,7 @@ def _use(
         client_ip=client_ip(request.scope.get("client"), headers.get("x-forwarded-for"), trusted),
         request_id=headers.get("x-request-id") or new_id(),
         display_url=target.url,
+        context=parse_context(headers.get(CONTEXT_HEADER)),
     )
 
 
@@ -227,6 +230,11 @@ async def proxy(request: Request) -> Response:
     return _json(result, headers={"X-Request-ID": use.request_id})
 
 
+def _report_details(headers: dict[str, str]) -> dict[str, Any]:
+    context = parse_context(headers.get(CONTEXT_HEADER))
+    return {"reported_by": "sdk", **({"context": context} if context else {})}
+
+
 @router.post("/oauth/audit/api-call")
 async def audit_api_call(request: Request) -> Response:
     """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
@@ -255,7 +263,7 @@ async def audit_api_call(request: Request) -> Response:
         mode="retrieve",
         upstream_status=status if isinstance(status, int) else None,
         latency_ms=latency if isinstance(latency, int) else None,
-        details={"reported_by": "sdk"},
+        details=_report_details(headers),
     )
     await rt.audit.record(event)
     return _json({"ok": True}, status=202)

@@ -43,6 +43,7 @@ class UseRequest:
     client_ip: str | None
     request_id: str
     display_url: str  # the URL as audited: injected query values never appear in it
+    context: dict[str, str] | None = None  # X-Alter-Context, stored with the use event
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ class Pipeline:
             reason=use.reason,
             mode=use.mode,
             request_id=use.request_id,
+            details={"context": use.context} if use.context else None,
         )
 
     def record_outcome(
@@ -221,6 +223,8 @@ class Pipeline:
         error: str | None = None,
     ) -> None:
         details: dict[str, object] = {"use_event": auth.event_id}
+        if use.context:
+            details["context"] = use.context
         if bytes_out is not None:
             details["response_bytes"] = bytes_out
         event = AuditEvent.new(
