@@ -22,6 +22,9 @@ _FILTERS = {
     "outcome": "outcome",
     "since": "since",
     "until": "until",
+    "run_id": "run_id",  # --run-id: a key of the X-Alter-Context the SDK sent
+    "thread_id": "thread_id",
+    "tool": "tool",
 }
 _FILTER_HELP = {
     "grant": "Only events of this grant_id.",
@@ -31,6 +34,9 @@ _FILTER_HELP = {
     "outcome": "Only this outcome: allowed, denied, ok or error.",
     "since": f"Only events at or after this time: {MOMENT_HELP}.",
     "until": f"Only events before this time: {MOMENT_HELP}.",
+    "run_id": "Only uses whose X-Alter-Context carried this run id.",
+    "thread_id": "Only uses whose X-Alter-Context carried this thread id.",
+    "tool": "Only uses whose X-Alter-Context named this tool.",
 }
 
 
@@ -38,7 +44,8 @@ def audit_filters(fn: Any) -> Any:
     # click lists options in the reverse order of their decorators, so add them last first.
     for name in reversed(_FILTERS):
         kind = MOMENT if name in ("since", "until") else None
-        fn = click.option(f"--{name}", default=None, type=kind, help=_FILTER_HELP[name])(fn)
+        flag = f"--{name.replace('_', '-')}"
+        fn = click.option(flag, name, default=None, type=kind, help=_FILTER_HELP[name])(fn)
     return fn
 
 

@@ -140,6 +140,10 @@ class AuditFilters:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Keys of the use event's X-Alter-Context (audit/context.py).
+    run_id: str | None = None
+    thread_id: str | None = None
+    tool: str | None = None
 
 
 AuditQuery = Annotated[AuditFilters, Depends()]

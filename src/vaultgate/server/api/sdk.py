@@ -21,7 +21,10 @@ from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
 from vaultgate.server.api.forward import admit, forward_buffered, target_of, with_query
 from vaultgate.server.api.held import held_response
+from vaultgate.server.api.sdk_addressing import grant_id_of
 from vaultgate.server.approvals.errors import ApprovalRequired
+from vaultgate.server.audit.context import HEADER as CONTEXT_HEADER
+from vaultgate.server.audit.context import parse_context
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.sdk import signed_nonce
@@ -129,6 +132,7 @@ def _use(
         display_url=target.url,
         nonce=signed_nonce(principal, headers),
         constraints=parse_constraints(headers),
+        context=parse_context(headers.get(CONTEXT_HEADER)),
     )
 
 
@@ -152,7 +156,7 @@ def _method(value: object) -> str:
 async def token(request: Request) -> Response:
     rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
-    grant_id = _grant_id(data)
+    grant_id = await grant_id_of(rt, principal, data)
     req = data.get("request")
     if not isinstance(req, dict):
         raise Unprocessable("request: must be an object with method and url", field="request")
@@ -213,7 +217,7 @@ def _str_map(data: dict[str, Any], name: str) -> dict[str, str]:
 async def proxy(request: Request) -> Response:
     rt, principal, body, headers = await _authenticate(request)
     data = _payload(body)
-    grant_id = _grant_id(data)
+    grant_id = await grant_id_of(rt, principal, data)
     method = _method(data.get("method"))
     target = target_of(str(_str_field(data, "url", cap=65536)))
     outgoing = _str_map(data, "headers")
@@ -239,6 +243,11 @@ async def proxy(request: Request) -> Response:
     result = await forward_buffered(rt, use, auth, list(outgoing.items()), [], content)
     result["duration_ms"] = int((time.monotonic() - started) * 1000)
     return _json(result, headers={"X-Request-ID": use.request_id})
+
+
+def _report_details(headers: dict[str, str]) -> dict[str, Any]:
+    context = parse_context(headers.get(CONTEXT_HEADER))
+    return {"reported_by": "sdk", **({"context": context} if context else {})}
 
 
 @router.post("/oauth/audit/api-call")
@@ -269,7 +278,7 @@ async def audit_api_call(request: Request) -> Response:
         mode="retrieve",
         upstream_status=status if isinstance(status, int) else None,
         latency_ms=latency if isinstance(latency, int) else None,
-        details={"reported_by": "sdk"},
+        details=_report_details(headers),
     )
     # A replayed report is refused like a replayed use: one capture, one record.
     admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))

@@ -67,6 +67,9 @@ def _filters(
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    run_id: str | None = None,
+    thread_id: str | None = None,
+    tool: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses for the public filters: ``since`` inclusive, ``until`` exclusive."""
     if outcome is not None and outcome not in OUTCOMES:
@@ -85,6 +88,12 @@ def _filters(
         )
         if value is not None
     ]
+    context = {"run_id": run_id, "thread_id": thread_id, "tool": tool}
+    clauses.extend(
+        col.details["context"][key].as_string() == value
+        for key, value in context.items()
+        if value is not None
+    )
     if (start := _aware(since, "since")) is not None:
         clauses.append(col.ts >= start)
     if (end := _aware(until, "until")) is not None:
@@ -102,6 +111,9 @@ def list_events(
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    run_id: str | None = None,
+    thread_id: str | None = None,
+    tool: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -116,6 +128,9 @@ def list_events(
         outcome=outcome,
         since=since,
         until=until,
+        run_id=run_id,
+        thread_id=thread_id,
+        tool=tool,
     )
     if cursor is not None:
         clauses.append(audit_events.c.seq < decode_cursor(cursor))

@@ -59,6 +59,7 @@ class UseRequest:
         None  # fleet.admission.nonce_key of a signed request: one use per deployment
     )
     constraints: Constraints | None = None  # the caller's own narrowing (with_constraints)
+    context: dict[str, str] | None = None  # X-Alter-Context, stored with the use event
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,7 @@ class Pipeline:
             reason=use.reason,
             mode=use.mode,
             request_id=use.request_id,
+            details={"context": use.context} if use.context else None,
         )
 
     def refuse(self, use: UseRequest, grant: GrantContext, exc: VaultError) -> None:
@@ -275,6 +277,8 @@ class Pipeline:
         error: str | None = None,
     ) -> None:
         details: dict[str, object] = {"use_event": auth.event_id}
+        if use.context:
+            details["context"] = use.context
         if bytes_out is not None:
             details["response_bytes"] = bytes_out
         event = AuditEvent.new(

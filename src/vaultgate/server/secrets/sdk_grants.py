@@ -55,9 +55,9 @@ class SdkGrants:
     # --- list ---------------------------------------------------------------------------------
     def list(self, app_id: str, query: GrantQuery, now: datetime) -> dict[str, Any]:
         with reading(self._engine) as conn:
-            rows = [dict(r) for r in conn.execute(_app_grants(app_id)).mappings()]
+            rows = [dict(r) for r in conn.execute(app_grants(app_id)).mappings()]
         by_id = {r["id"]: r for r in rows}
-        states = {r["id"]: _state(r, by_id, now) for r in rows}
+        states = {r["id"]: grant_state(r, by_id, now) for r in rows}
         chosen = [r for r in rows if _matches(r, states[r["id"]][0], query)]
         page = chosen[query.offset : query.offset + query.limit]
         return {
@@ -234,7 +234,8 @@ def _refuse_taken_label(conn: Connection, secret_id: str, label: str) -> None:
         )
 
 
-def _app_grants(app_id: str) -> sa.Select[Any]:
+def app_grants(app_id: str) -> sa.Select[Any]:
+    """An app's grants with their secret's name and provider, oldest first."""
     return (
         sa.select(
             t.grants,
@@ -248,7 +249,9 @@ def _app_grants(app_id: str) -> sa.Select[Any]:
     )
 
 
-def _state(row: dict[str, Any], by_id: dict[str, dict[str, Any]], now: datetime) -> tuple[str, Any]:
+def grant_state(
+    row: dict[str, Any], by_id: dict[str, dict[str, Any]], now: datetime
+) -> tuple[str, Any]:
     """(status, effective expiry) of a grant: what a request through it would meet."""
     revoked = row["secret_deleted_at"] is not None
     ends: list[datetime] = []
