@@ -6,7 +6,7 @@ import os
 
 import click
 
-from vaultgate.cli import apps, audit, grants, local, providers, secrets
+from vaultgate.cli import approvals, apps, audit, grants, local, providers, secrets
 
 
 @click.group()
@@ -37,6 +37,7 @@ for command in (
     grants.grants,
     audit.audit,
     providers.providers,
+    approvals.approvals,
 ):
     cli.add_command(command)
 
