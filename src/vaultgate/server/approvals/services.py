@@ -385,6 +385,12 @@ class ApprovalService:
 
 
 def _moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    keys = ("status", "has_result")
+    """Whether a held poll should answer: an end, or a gate decided while others still wait.
+
+    ``approved`` and ``executing`` last only as long as the send: answering them would make the
+    client sleep its poll interval before it asks again, so the poll stays held through them.
+    """
+    if after["status"] in TERMINAL:
+        return True
     gates = [g["status"] for g in before["gates"]] != [g["status"] for g in after["gates"]]
-    return gates or any(before[k] != after[k] for k in keys)
+    return after["status"] == "pending" and gates
