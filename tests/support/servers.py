@@ -42,6 +42,8 @@ class Upstream:
     # test can prove events are relayed as they come (set it once the first event has arrived).
     gate: threading.Event = field(default_factory=threading.Event)
     gate_timed_out: bool = False
+    # The next this-many requests are answered 503 (a receiver that is briefly down).
+    fail_next: int = 0
 
     @property
     def origin(self) -> str:
@@ -86,6 +88,12 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self) -> None:
             rec = self._record()
+            if upstream.fail_next > 0:
+                upstream.fail_next -= 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path.startswith("/redirect-to/"):
                 # /redirect-to/<port>: a 302 to another loopback server (the "evil" one).
                 self._redirect(f"http://127.0.0.1:{self.path.split('/')[2]}/stolen")

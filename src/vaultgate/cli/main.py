@@ -6,7 +6,7 @@ import os
 
 import click
 
-from vaultgate.cli import admin_keys, apps, audit, grants, local, providers, secrets
+from vaultgate.cli import admin_keys, approvals, apps, audit, grants, local, providers, secrets
 
 
 @click.group()
@@ -38,6 +38,7 @@ for command in (
     grants.grants,
     audit.audit,
     providers.providers,
+    approvals.approvals,
 ):
     cli.add_command(command)
 

@@ -111,6 +111,7 @@ class Runtime:
         # Built on first use, from the parts above; imported here because the executor needs
         # this module's Runtime (and api.forward) to send a call.
         from vaultgate.server.approvals.executor import execute
+        from vaultgate.server.approvals.notify import Notifier
         from vaultgate.server.approvals.services import ApprovalService
 
         settings = self.settings
@@ -123,6 +124,11 @@ class Runtime:
             lease_seconds=settings.connect_timeout + settings.read_timeout + 60,
         )
         service.executor = lambda request_id: execute(self, request_id)
+        service.notifier = Notifier(
+            settings.approval_webhook_url,
+            settings.approval_webhook_secret,
+            backoff=settings.approval_webhook_backoff_ms / 1000,
+        )
         return service
 
     async def start(self) -> None:

@@ -53,6 +53,9 @@ class Settings:
     # Approvals: the base of the portal links handed to approvers, the largest body held.
     public_url: str | None = None
     approval_max_body: int = 256 * 1024
+    approval_webhook_url: str | None = None
+    approval_webhook_secret: str | None = field(default=None, repr=False)
+    approval_webhook_backoff_ms: int = 1000
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -129,6 +132,9 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         durability=_durability(env.get("VAULTGATE_DURABILITY") or "full"),
         public_url=(env.get("VAULTGATE_PUBLIC_URL") or "").rstrip("/") or None,
         approval_max_body=_int(env, "VAULTGATE_APPROVAL_MAX_BODY", 256 * 1024),
+        approval_webhook_url=env.get("VAULTGATE_APPROVAL_WEBHOOK_URL") or None,
+        approval_webhook_secret=env.get("VAULTGATE_APPROVAL_WEBHOOK_SECRET") or None,
+        approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):

@@ -3,6 +3,7 @@ and bad input is a 4xx naming the problem."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -147,3 +148,23 @@ def test_management_bad_input_names_the_problem(
         still = admin.get(f"/v1/approvals/{approval_id}").json()
     assert still["status"] == "pending" and still["approvals_given"] == 0
     assert upstream.requests == []
+
+
+async def test_a_held_poll_answers_with_the_end_not_the_steps_before_it(
+    vault: Vault, upstream: Upstream, hold_grant: Callable[..., Held]
+) -> None:
+    held = hold_grant(upstream, approvals=2)
+    approval_id = _hold(vault, held, upstream)
+    async with alter_sdk.App(api_key=held.tenant.key) as app:
+        first_gate = asyncio.create_task(app.get_approval_status(approval_id, wait=25))
+        await asyncio.sleep(0)  # only lets the task start; the assertions do not depend on it
+        assert decide(vault, approval_id, "alice@example.com").status_code == 200
+        one = await first_gate
+        assert one.status == "pending"  # a gate was decided while the other still waits
+        assert [g.status for g in one.gates] == ["approved", "pending"]
+        last = asyncio.create_task(app.get_approval_status(approval_id, wait=25))
+        assert decide(vault, approval_id, "bob@example.com").status_code == 200
+        done = await last
+    # Held through "approved" and "executing": the poll answers once the call has run.
+    assert (done.status, done.has_result) == ("executed", True)
+    assert len(upstream.requests) == 1

@@ -68,9 +68,9 @@ async def deny(approval_id: str, body: Decision, rt: Rt, actor: AdminActor) -> d
 
 @router.get("/approver-groups")
 async def list_groups(rt: Rt, _: AdminActor) -> dict[str, Any]:
-    return {"items": await anyio.to_thread.run_sync(rt.approvals.groups)}
+    return {"items": await anyio.to_thread.run_sync(rt.approvals.groups.all)}
 
 
 @router.put("/approver-groups/{name}")
 def set_group(name: GroupName, body: GroupMembers, rt: Rt, actor: AdminActor) -> dict[str, Any]:
-    return rt.approvals.set_group(name, list(dict.fromkeys(body.members)), actor)
+    return rt.approvals.groups.set(name, list(dict.fromkeys(body.members)), actor)

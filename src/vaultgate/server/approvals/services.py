@@ -19,11 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 from vaultgate.server.approvals import store, views
 from vaultgate.server.approvals.decisions import check_approver, decided_event, row_event
 from vaultgate.server.approvals.errors import ApprovalRequired, no_result, not_found, not_pending
+from vaultgate.server.approvals.groups import GroupService
 from vaultgate.server.approvals.models import STATUSES, TERMINAL, HeldRequest, KeptResult
+from vaultgate.server.approvals.notify import Notifier, announcement
 from vaultgate.server.approvals.sealing import open_sealed, seal
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.audit.sink import AuditSink
-from vaultgate.server.auth.services import Actor, actor_fields
+from vaultgate.server.auth.services import Actor
 from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier
 from vaultgate.server.egress.pipeline import UseRequest
@@ -57,6 +59,8 @@ class ApprovalService:
         self._events: dict[str, asyncio.Event] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self.executor: Executor | None = None
+        self.notifier = Notifier(None, None)
+        self.groups = GroupService(engine, self._sink, clock)
 
     @property
     def engine(self) -> Engine:
@@ -70,7 +74,9 @@ class ApprovalService:
     async def hold(
         self, use: UseRequest, held: ApprovalRequired, call: HeldRequest
     ) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(self._hold, use, held, call)
+        pending = await anyio.to_thread.run_sync(self._hold, use, held, call)
+        self.notifier.announce(announcement(pending, use, held, call))
+        return pending
 
     def _hold(self, use: UseRequest, held: ApprovalRequired, call: HeldRequest) -> dict[str, Any]:
         now = self._clock()
@@ -285,26 +291,6 @@ class ApprovalService:
         )
         return {**KeptResult.load(raw).payload, "approval_id": row["id"]}
 
-    # --- groups ----------------------------------------------------------------------------
-
-    def set_group(self, name: str, members: list[str], actor: Actor) -> dict[str, Any]:
-        now = self._clock()
-        with self._engine.begin() as conn:
-            store.set_group(conn, name, members)
-            event = AuditEvent.new(
-                event="approver_group:set",
-                outcome="ok",
-                now=now,
-                details={"group": name, "members": members},
-                **actor_fields(actor),
-            )
-            self._sink.append(conn, event)
-        return {"name": name, "members": members}
-
-    def groups(self) -> list[dict[str, Any]]:
-        with reading(self._engine) as conn:
-            return [{"name": n, "members": m} for n, m in store.groups(conn).items()]
-
     # --- waking and executing --------------------------------------------------------------
 
     async def _changed(self, request_id: str, seconds: float) -> None:
@@ -399,6 +385,12 @@ class ApprovalService:
 
 
 def _moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    keys = ("status", "has_result")
+    """Whether a held poll should answer: an end, or a gate decided while others still wait.
+
+    ``approved`` and ``executing`` last only as long as the send: answering them would make the
+    client sleep its poll interval before it asks again, so the poll stays held through them.
+    """
+    if after["status"] in TERMINAL:
+        return True
     gates = [g["status"] for g in before["gates"]] != [g["status"] for g in after["gates"]]
-    return gates or any(before[k] != after[k] for k in keys)
+    return after["status"] == "pending" and gates
