@@ -23,13 +23,14 @@ def approvals() -> None:
 
 @approvals.command("list")
 @click.option("--status", default=None, help="pending, approved, executed, denied, ...")
-@click.option("--grant", "grant_id", default=None)
-@click.option("--app", "app_id", default=None)
+@click.option("--grant", "grant_id", default=None, help="Only calls held on this grant_id.")
+@click.option("--app", "app_id", default=None, help="Only calls of this app id.")
 @json_option
 @click.pass_context
 def approvals_list(
     ctx: click.Context, status: str | None, grant_id: str | None, app_id: str | None, as_json: bool
 ) -> None:
+    """List held calls, newest first."""
     params = {"status": status, "grant_id": grant_id, "app_id": app_id}
     query = {k: v for k, v in params.items() if v is not None}
     items = api(ctx).call("GET", "/v1/approvals", params=query)["items"]
@@ -41,6 +42,7 @@ def approvals_list(
 @json_option
 @click.pass_context
 def approvals_show(ctx: click.Context, approval_id: str, as_json: bool) -> None:
+    """Show one held call: method, host, path, caller, reason, gates."""
     emit(api(ctx).call("GET", f"/v1/approvals/{approval_id}"), as_json=as_json)
 
 
@@ -62,6 +64,7 @@ _COMMENT = click.option("--comment", default=None, help="Why; kept in the audit 
 def approvals_approve(
     ctx: click.Context, approval_id: str, who: str, comment: str | None, as_json: bool
 ) -> None:
+    """Approve a held call as the portal user named by --as."""
     emit(_decide(ctx, "approve", approval_id, who, comment), as_json=as_json)
 
 
@@ -74,4 +77,5 @@ def approvals_approve(
 def approvals_deny(
     ctx: click.Context, approval_id: str, who: str, comment: str | None, as_json: bool
 ) -> None:
+    """Deny a held call as the portal user named by --as; nothing is sent."""
     emit(_decide(ctx, "deny", approval_id, who, comment), as_json=as_json)

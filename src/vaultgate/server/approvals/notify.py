@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.approvals.models import HeldRequest
@@ -51,7 +51,9 @@ class Notifier:
 
     async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
-        async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        # aiohttp, the server's HTTP client (httpx stays the SDK's; workers never load it).
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as client:
             for attempt in range(ATTEMPTS):
                 if await self._attempt(client, url, body):
                     return
@@ -59,7 +61,7 @@ class Notifier:
                     await asyncio.sleep(self._backoff * 2**attempt)
         log.warning("approval webhook: gave up after %d attempts", ATTEMPTS)
 
-    async def _attempt(self, client: httpx.AsyncClient, url: str, body: bytes) -> bool:
+    async def _attempt(self, client: aiohttp.ClientSession, url: str, body: bytes) -> bool:
         """Whether to stop: delivered, or refused for good (a 4xx other than 429)."""
         stamp = str(int(time.time()))
         headers = {
@@ -68,14 +70,17 @@ class Notifier:
             "X-Vaultgate-Signature": signature(self._secret, stamp, body),
         }
         try:
-            answer = await client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with client.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as answer:
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("approval webhook: %s", type(exc).__name__)
             return False
-        if answer.status_code < 300:
+        if status < 300:
             return True
-        if 400 <= answer.status_code < 500 and answer.status_code != 429:
-            log.warning("approval webhook refused with %d; not retried", answer.status_code)
+        if 400 <= status < 500 and status != 429:
+            log.warning("approval webhook refused with %d; not retried", status)
             return True
         return False
 

@@ -20,8 +20,8 @@ from vaultgate.server.policy.ratelimit import RateLimiter, RateState
 
 __all__ = [
     "ALLOWED",
-    "DENIAL_STATUS",
     "ApprovalRule",
+    "DENIAL_STATUS",
     "Decision",
     "Policy",
     "RateLimit",
