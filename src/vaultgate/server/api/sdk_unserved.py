@@ -60,8 +60,6 @@ CLIENT_ROUTES: tuple[tuple[str, str, str], ...] = (
         "/sdk/provider-specs/{kind}/{provider_id}/operations/{operation_id}",
         "provider_specs.get_operation()",
     ),
-    ("GET", "/sdk/approvals/{approval_id}", "get_approval_status() / await_approval()"),
-    ("GET", "/sdk/approvals/{approval_id}/result", "await_approval()"),
 )
 
 _MAX_ECHO = 200
