@@ -18,7 +18,7 @@ from vaultgate.server.policy.models import Policy, RateLimit, Schedule, Window, 
 from vaultgate.server.policy.narrowing import check_narrower, clone_expiry, merge_for_clone
 from vaultgate.server.policy.ratelimit import RateLimiter, RateState
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted() order, which test_init.py asserts)
     "ALLOWED",
     "ApprovalRule",
     "DENIAL_STATUS",
