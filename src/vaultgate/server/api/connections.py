@@ -11,14 +11,17 @@ which such a client never does. So the protocol uvicorn runs is its own, with tw
   (its body and answer have their own limits).
 - a connection cap: past ``max_connections`` open connections a new one is answered 503 at once
   and closed, so idle or hostile connections cannot use up the process's file descriptors.
+- a lost connection cancels the request it was waiting for (`api/disconnect.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar, Final
+from collections.abc import MutableMapping
+from typing import Any, ClassVar, Final, cast
 
+from vaultgate.server.api.disconnect import abandon
 from vaultgate.server.egress.hygiene import ALLOW_HEADER
 from vaultgate.server.settings import Settings
 
@@ -112,7 +115,12 @@ class GuardedHttpProtocol(_Base):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            # Its upstream request goes now, not at its timeout. (uvicorn types the scope as a
+            # TypedDict; the keys `abandon` uses are the vault's own.)
+            abandon(cast("MutableMapping[str, Any]", cycle.scope))
 
     def _arm(self) -> None:
         self._disarm()
