@@ -3,7 +3,7 @@
 uvicorn (0.30 to 0.54 alike) has neither. Its keep-alive timer runs only between requests, so a
 client that opens a connection and sends its headers a byte at a time (slowloris) holds it for as
 long as it likes; ``limit_concurrency`` answers 503 only once a request's headers are complete,
-which such a client never does. So the protocol uvicorn runs is its own, with two additions:
+which such a client never does. So the protocol uvicorn runs is its own, with these additions:
 
 - a header deadline: from the connection's opening, or the end of the previous answer, a
   request's headers must be complete within ``header_timeout`` seconds, however slowly the bytes
@@ -11,7 +11,8 @@ which such a client never does. So the protocol uvicorn runs is its own, with tw
   (its body and answer have their own limits).
 - a connection cap: past ``max_connections`` open connections a new one is answered 503 at once
   and closed, so idle or hostile connections cannot use up the process's file descriptors.
-- a lost connection cancels the request it was waiting for (`api/disconnect.py`).
+- a lost connection cancels the request it was waiting for (`api/disconnect.py`);
+- a method the HTTP parser does not know (TRACK) gets the vault's 405, as under h11.
 """
 
 from __future__ import annotations
