@@ -7,8 +7,7 @@ purpose: answer before reading the body, hang until released, echo the credentia
 Behaviour is chosen by path prefix:
 
 - ``/echo``      read the whole request, answer 200 with a small JSON body
-- ``/early-413`` read the head only, answer 413 at once and close (lingering, as nginx does);
-  ``/early-413-abrupt`` closes at once instead, leaving the body unread
+- ``/early-413`` read the head only, answer 413 at once and close (lingering, as nginx does)
 - ``/hang``      read the request, then wait until `WireUpstream.release` is called
 - ``/reflect``   answer 200 echoing every request header back in the body and in ``X-Echo``
 """
@@ -108,7 +107,7 @@ class WireUpstream:
             self._cond.notify_all()
         path = request.request_line.split(" ")[1]
         if path.startswith("/early-413"):
-            await self._early(reader, writer, linger=not path.startswith("/early-413-abrupt"))
+            await self._early(reader, writer)
             return False
         await self._read_body(reader, request)
         if path.startswith("/hang"):
@@ -133,16 +132,11 @@ class WireUpstream:
             request.complete = True
             self._cond.notify_all()
 
-    async def _early(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, linger: bool
-    ) -> None:
-        """413 before reading the body, then close: lingering (stop sending, drain, close, as
-        nginx does) or abrupt (close with the body unread, so the kernel answers it with RST)."""
+    async def _early(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """413 before reading the body, then a lingering close: stop sending, drain, close."""
         refusal = b'{"error":"too large, said early"}'
         writer.write(_response(413, refusal, [("Connection", "close")]))
         await writer.drain()
-        if not linger:
-            return
         writer.write_eof()
         with suppress(TimeoutError, ConnectionError):
             async with asyncio.timeout(WAIT):

@@ -3,7 +3,7 @@
 uvicorn (0.30 to 0.54 alike) has neither. Its keep-alive timer runs only between requests, so a
 client that opens a connection and sends its headers a byte at a time (slowloris) holds it for as
 long as it likes; ``limit_concurrency`` answers 503 only once a request's headers are complete,
-which such a client never does. So the protocol uvicorn runs is its own, with two additions:
+which such a client never does. So the protocol uvicorn runs is its own, with these additions:
 
 - a header deadline: from the connection's opening, or the end of the previous answer, a
   request's headers must be complete within ``header_timeout`` seconds, however slowly the bytes
@@ -11,14 +11,18 @@ which such a client never does. So the protocol uvicorn runs is its own, with tw
   (its body and answer have their own limits).
 - a connection cap: past ``max_connections`` open connections a new one is answered 503 at once
   and closed, so idle or hostile connections cannot use up the process's file descriptors.
+- a lost connection cancels the request it was waiting for (`api/disconnect.py`);
+- a method the HTTP parser does not know (TRACK) gets the vault's 405, as under h11.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar, Final
+from collections.abc import MutableMapping
+from typing import Any, ClassVar, Final, cast
 
+from vaultgate.server.api.disconnect import abandon
 from vaultgate.server.egress.hygiene import ALLOW_HEADER
 from vaultgate.server.settings import Settings
 
@@ -112,7 +116,12 @@ class GuardedHttpProtocol(_Base):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            # Its upstream request goes now, not at its timeout. (uvicorn types the scope as a
+            # TypedDict; the keys `abandon` uses are the vault's own.)
+            abandon(cast("MutableMapping[str, Any]", cycle.scope))
 
     def _arm(self) -> None:
         self._disarm()

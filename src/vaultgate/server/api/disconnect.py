@@ -1,88 +1,47 @@
-"""A client that goes away cancels its request, upstream connection included (pure ASGI).
+"""A client that goes away cancels its request, upstream connection included.
 
 An ASGI app learns of a disconnect only by calling ``receive``, and a handler waiting for an
 upstream's answer does not: without this, a caller that gave up leaves its upstream request
-running (and a pooled connection held) until the upstream answers or times out. One watcher task
-per request reads ``receive`` once the body is in and cancels the request when the client leaves.
+running (and a pooled connection held) until the upstream answers or times out.
+
+The server's protocol knows at once (``connection_lost``), so it tells the request instead of
+a watcher task per request asking (which cost about 40 µs a request, measured): the forwarding
+handlers run under `cancel_on_disconnect`, which leaves its task on the scope, and the protocol
+(`api/connections.py`) calls `abandon` on the scope of a request whose answer was not complete.
+Under another ASGI server nothing calls `abandon` and requests simply run to their end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
 
-from starlette.types import Message, Receive, Scope, Send
-
-_DISCONNECT: Message = {"type": "http.disconnect"}
-
-
-def _expects_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            return True
-    return False
+_TASK: Final = "vaultgate.task"
+_LEFT: Final = "vaultgate.client_left"
 
 
-class _Watch:
-    """The handler's ``receive`` and ``send``, and the watcher that shares the real ones."""
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self._body_read = asyncio.Event()
-        self._gone = asyncio.Event()
-        self._empty_body: Message | None = None
-        self.answered = False
-        self.left = False
-        if not _expects_body(scope):
-            # There is no body to read: the handler is told so, and the watcher starts at once.
-            self._empty_body = {"type": "http.request", "body": b"", "more_body": False}
-            self._body_read.set()
-
-    async def receive(self) -> Message:
-        if self._empty_body is not None:
-            message, self._empty_body = self._empty_body, None
-            return message
-        if self._body_read.is_set():
-            await self._gone.wait()  # only the watcher reads now
-            return _DISCONNECT
-        message = await self._receive()
-        if message["type"] == "http.disconnect":
-            self._gone.set()
-        elif not message.get("more_body", False):
-            self._body_read.set()
-        return message
-
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.answered = True
-        await self._send(message)
-
-    async def until_gone(self, task: asyncio.Task[object]) -> None:
-        await self._body_read.wait()
-        while (await self._receive())["type"] == "http.request":
-            pass  # the empty body of a request that declared none
-        # The server also reports a finished response as a disconnect: nothing to cancel then.
-        if not self.answered:
-            self.left = True
-            self._gone.set()
-            task.cancel()
+def abandon(scope: MutableMapping[str, Any]) -> None:
+    """The client of ``scope``'s request has gone: cancel the request if it is still running."""
+    task = scope.get(_TASK)
+    if isinstance(task, asyncio.Task) and not task.done():
+        scope[_LEFT] = True
+        task.cancel()
 
 
 async def cancel_on_disconnect(
-    call: Callable[[Receive, Send], Awaitable[None]], scope: Scope, receive: Receive, send: Send
+    call: Callable[[], Awaitable[None]], scope: MutableMapping[str, Any]
 ) -> None:
-    """Run ``call`` with a watched ``receive`` and ``send``; return quietly if the client left."""
+    """Run ``call``, cancelled by `abandon`; return quietly when that is why it stopped."""
     task = asyncio.current_task()
     assert task is not None
-    watch = _Watch(scope, receive, send)
-    watcher = asyncio.ensure_future(watch.until_gone(task))
+    scope[_TASK] = task
     try:
-        await call(watch.receive, watch.send)
+        await call()
     except asyncio.CancelledError:
-        # Ours when the watcher saw the client leave; anyone else's (shutdown) goes on up.
-        if watch.left and task.uncancel() == 0:
+        # Ours when the client left; anyone else's (a shutdown) goes on up.
+        if scope.get(_LEFT) and task.uncancel() == 0:
             return
         raise
     finally:
-        watcher.cancel()
+        scope.pop(_TASK, None)

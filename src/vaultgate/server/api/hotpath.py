@@ -74,8 +74,8 @@ class HotPaths:
             await too_large(send, self.body_limit)
             return
         if handler in _FORWARDING:
-            serve = functools.partial(self._serve, handler, scope)
-            await cancel_on_disconnect(serve, scope, receive, send)
+            serve = functools.partial(self._serve, handler, scope, receive, send)
+            await cancel_on_disconnect(serve, scope)
         else:
             await self._serve(handler, scope, receive, send)
 
