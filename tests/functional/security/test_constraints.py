@@ -111,6 +111,8 @@ async def test_a_deny_rule_denies_the_method_it_names_and_passes_the_others(
     [event] = _denials(vault, grant, "request_rule_denied", 1)
     assert event["method"] == "POST"
     assert event["outcome"] == "denied"
+    assert TOKEN not in json.dumps(event)
+    assert TOKEN not in str(denied.value)
 
 
 async def test_retrieve_mode_fails_closed_on_a_method_rule(

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vaultgate.server.portal.throttle import LoginThrottle, VerifySlots
+from vaultgate.server.portal.throttle import (
+    MAX_CONCURRENT_VERIFICATIONS,
+    MAX_PER_EMAIL,
+    LoginThrottle,
+    VerifySlots,
+)
 from vaultgate.server.storage.engine import create_engine, migrate
 from vaultgate.server.storage.tables import login_throttle
 
@@ -108,3 +114,22 @@ def test_verification_slots_turn_away_what_does_not_fit() -> None:
         assert (first, second, third) == (True, True, False)
     with slots.take() as again:
         assert again  # released at the end of the block
+
+
+def test_sign_ins_beyond_the_verification_cap_are_turned_away_uncounted(portal: Any) -> None:
+    slots = portal.client.app.state.portal.slots
+    held = [slots.take() for _ in range(MAX_CONCURRENT_VERIFICATIONS)]
+    for slot in held:
+        assert slot.__enter__()
+    try:
+        busy = portal.login()
+        assert busy.status_code == 429
+        assert busy.headers["retry-after"] == "2"
+        assert "checking many sign-ins" in busy.text
+    finally:
+        for slot in held:
+            slot.__exit__(None, None, None)
+    # The twin: with a slot free the same sign-in goes through; the refusal spent no attempt.
+    for _ in range(MAX_PER_EMAIL - 1):
+        assert portal.login(password="wrong-password-123").status_code == 401
+    assert portal.login().status_code == 303
