@@ -127,6 +127,7 @@ class Runtime:
         return service
 
     async def start(self) -> None:
+        _ = self.approvals  # built once, before any request thread could race to build two
         self.audit.start()
         await self.upstream.start()
 
