@@ -133,6 +133,7 @@ class Runtime:
 
     async def start(self) -> None:
         self.changes.start(self.engine)
+        _ = self.approvals  # built once, before any request thread could race to build two
         self.audit.start()
         await self.upstream.start()
 

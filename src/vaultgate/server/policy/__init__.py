@@ -3,7 +3,6 @@
 It never does I/O or reads a clock: time and rate-limit state come in as parameters.
 """
 
-from vaultgate.server.policy.approval import ApprovalRule
 from vaultgate.server.policy.decide import (
     ALLOWED,
     DENIAL_STATUS,
@@ -20,7 +19,6 @@ from vaultgate.server.policy.ratelimit import RateLimiter, RateState
 
 __all__ = [  # noqa: RUF022 (plain sorted() order, which test_init.py asserts)
     "ALLOWED",
-    "ApprovalRule",
     "DENIAL_STATUS",
     "Decision",
     "Policy",
