@@ -17,7 +17,7 @@ from vaultgate.server.policy.models import Policy, RateLimit, Schedule, Window, 
 from vaultgate.server.policy.narrowing import check_narrower, clone_expiry, merge_for_clone
 from vaultgate.server.policy.ratelimit import RateLimiter, RateState
 
-__all__ = [  # noqa: RUF022 (plain sorted() order, which test_init.py asserts)
+__all__ = [
     "ALLOWED",
     "DENIAL_STATUS",
     "Decision",
