@@ -1,4 +1,9 @@
-"""Per-grant rate limiting: the one stateful piece of policy, kept in memory on each node.
+"""An in-memory token bucket per key, for limits that only one process needs to count.
+
+A grant's policy limit is NOT counted here: it must hold across every worker and node, so the
+request path counts it as an exact sliding window inside the transaction that records the use
+(``fleet.admission``). This bucket remains for ``policy.decide.authorize``, within one
+process.
 
 A token bucket per key (a grant id): it holds at most ``requests`` tokens and refills at
 ``requests / per_seconds`` tokens a second, so the long-run rate never exceeds the limit and a
