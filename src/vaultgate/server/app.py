@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vaultgate.server import portal
-from vaultgate.server.api import errors, health, management, proxy, sdk, sdk_grants
+from vaultgate.server.api import errors, health, management, proxy, sdk, sdk_grants, sdk_keys
 from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
 from vaultgate.server.runtime import Runtime
@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(management.router)
     app.include_router(sdk.router)
     app.include_router(sdk_grants.router)
+    app.include_router(sdk_keys.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.audit.writer import AuditWriter
+from vaultgate.server.auth.key_controls import KeyControls
 from vaultgate.server.auth.sdk import NonceCache, SdkAuthenticator
 from vaultgate.server.auth.services import KeyService
 from vaultgate.server.clock import Clock, utcnow
@@ -48,6 +49,7 @@ class Runtime:
     audit_key: bytes
     timeouts: UpstreamTimeouts
     guard: AddressGuard
+    key_controls: KeyControls
 
     @classmethod
     def build(
@@ -94,6 +96,7 @@ class Runtime:
             audit_key=audit_key,
             timeouts=UpstreamTimeouts(connect=settings.connect_timeout, read=settings.read_timeout),
             guard=guard,
+            key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
         )
 
     async def start(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vaultgate.server.api import proxy, sdk
 from vaultgate.server.api.errors import (
@@ -34,6 +34,7 @@ _EXACT: dict[tuple[str, str], Handler] = {
     ("POST", "/sdk/proxy"): sdk.proxy,
     ("POST", "/sdk/oauth/audit/api-call"): sdk.audit_api_call,
 }
+DEPRECATED_KEY = sdk.DEPRECATED_KEY
 
 
 class HotPaths:
@@ -44,6 +45,8 @@ class HotPaths:
         self.body_limit = body_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/sdk/"):
+            send = _flag_deprecated_key(scope, send)
         handler = _route(scope) if scope["type"] == "http" else None
         if handler is None:
             await self.app(scope, receive, send)
@@ -72,6 +75,18 @@ def _route(scope: Scope) -> Handler | None:
     if path.startswith("/proxy/"):
         return proxy.handle
     return _EXACT.get((scope["method"], path))
+
+
+def _flag_deprecated_key(scope: Scope, send: Send) -> Send:
+    """Add ``X-Alter-Key-Deprecated: true`` when the request's key was rotated (sdk.py marks it)."""
+
+    async def flagged(message: Message) -> None:
+        if message["type"] == "http.response.start" and scope.get(DEPRECATED_KEY):
+            headers = [*message.get("headers", ()), (b"x-alter-key-deprecated", b"true")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return flagged
 
 
 def _declared_length_ok(scope: Scope, limit: int) -> bool:
