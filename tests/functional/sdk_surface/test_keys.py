@@ -183,3 +183,20 @@ async def test_each_scoped_route_refuses_a_key_without_its_scope(
     assert answer.status_code == 403, answer.text
     detail = answer.json()["detail"]
     assert (detail["error"], detail["missing"]) == ("insufficient_scope", [needed])
+
+
+async def test_the_transparent_proxy_needs_proxy_execute_too(
+    tenant: Tenant, origin: Upstream
+) -> None:
+    grant = store(tenant, origin)
+    async with alter_sdk.App(api_key=tenant.key) as app:
+        reader = await app.keys.derive(scopes=["grants:read"], expires_in=600)
+        caller = await app.keys.derive(scopes=["proxy:execute"], expires_in=600)
+    url = f"{tenant.vault.base_url}/proxy/{grant}/v1/t"
+    refused = httpx.get(url, headers={"x-api-key": reader.api_key}, trust_env=False)
+    assert refused.status_code == 403
+    assert refused.json()["detail"]["missing"] == ["proxy:execute"]
+    assert origin.requests == []
+    allowed = httpx.get(url, headers={"x-api-key": caller.api_key}, trust_env=False)
+    assert allowed.status_code == 200
+    assert origin.last().headers["authorization"] == f"Bearer {TOKEN}"

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from vaultgate.server.api.sdk_unserved import route_of
 from vaultgate.server.auth.keys import Principal
@@ -80,12 +81,18 @@ class KeyControls:
     # --- the request path ---------------------------------------------------------------------
     def enforce(self, principal: Principal, method: str, path: str, client_ip: str | None) -> bool:
         """Refuse what the key may not do on this route; True when the key is deprecated."""
-        controls = self._controls(principal.key_id)
-        if controls is not None:
-            self._check_standing(controls, client_ip)
         required = ROUTE_SCOPES.get((method, path))
         if required is None and (known := route_of(method, path)) is not None:
             required = ROUTE_SCOPES.get((method, known[0]))
+        return self.enforce_scope(principal, required, client_ip)
+
+    def enforce_scope(
+        self, principal: Principal, required: str | None, client_ip: str | None
+    ) -> bool:
+        """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``)."""
+        controls = self._controls(principal.key_id)
+        if controls is not None:
+            self._check_standing(controls, client_ip)
         granted = ALL_SCOPES if controls is None else controls.scopes
         if required is not None and required not in granted:
             raise insufficient([required], granted)
@@ -112,7 +119,15 @@ class KeyControls:
     def _controls(self, key_id: str) -> Controls | None:
         cached = self._cache.get(key_id)
         if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + self._ttl, self._load(key_id))
+            try:
+                loaded = self._load(key_id)
+            except DBAPIError:
+                # The store is down: what was known a moment ago still holds (nothing can change
+                # it meanwhile); a key never seen answers as the store being unavailable.
+                if cached is None:
+                    raise
+                loaded = cached[1]
+            cached = (time.monotonic() + self._ttl, loaded)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key_id] = cached
