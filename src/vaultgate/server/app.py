@@ -17,6 +17,7 @@ from vaultgate.server.api import (
     sdk,
     sdk_approvals,
     sdk_grants,
+    sdk_keys,
 )
 from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(sdk_grants.router)
     app.include_router(approvals.router)
     app.include_router(sdk_approvals.router)
+    app.include_router(sdk_keys.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

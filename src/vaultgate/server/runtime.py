@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.audit.writer import AuditWriter
+from vaultgate.server.auth.key_controls import KeyControls
 from vaultgate.server.auth.sdk import NonceCache, SdkAuthenticator
 from vaultgate.server.auth.services import KeyService
 from vaultgate.server.clock import Clock, utcnow
@@ -54,6 +55,7 @@ class Runtime:
     audit_key: bytes
     timeouts: UpstreamTimeouts
     guard: AddressGuard
+    key_controls: KeyControls
     changes: Changes = field(default_factory=Changes)
 
     @classmethod
@@ -103,6 +105,7 @@ class Runtime:
             audit_key=audit_key,
             timeouts=UpstreamTimeouts.from_settings(settings),
             guard=guard,
+            key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
             changes=changes,
         )
 

@@ -27,6 +27,10 @@ SERVED = {
     ("POST", "/sdk/grants/{grant_id}/mint"),
     ("POST", "/sdk/managed-secrets/{managed_secret_id}/grants"),
     ("POST", "/sdk/oauth/grants/{grant_id}/revoke"),
+    ("POST", "/sdk/keys/derive"),
+    ("POST", "/sdk/keys/{key_id}/rotate"),
+    ("DELETE", "/sdk/keys/{key_id}"),
+    ("GET", "/sdk/scopes"),
 }
 UNSERVED = [(m, r) for m, r, _ in CLIENT_ROUTES if (m, r) not in SERVED]
 
@@ -85,13 +89,6 @@ OFFICIAL: list[tuple[str, str, Call]] = [
     ("POST /sdk/agents", "agents.create", lambda a: a.agents.create(name="n", scopes={})),
     ("GET /sdk/agents", "agents.list", lambda a: a.agents.list()),
     ("GET /sdk/agents/{agent_id}", "agents.get", lambda a: a.agents.get(GID)),
-    (
-        "POST /sdk/keys/derive",
-        "keys.derive",
-        lambda a: a.keys.derive(scopes=["grants:read"], expires_in=60),
-    ),
-    ("DELETE /sdk/keys/{key_id}", "keys.revoke", lambda a: a.keys.revoke(key_id=GID)),
-    ("GET /sdk/scopes", "scopes.list", lambda a: a.scopes.list()),
     ("GET /sdk/oauth/provider-catalog", "oauth_providers", lambda a: a.oauth_providers.list()),
     ("GET /sdk/provider-specs", "provider_specs.list", lambda a: a.provider_specs.list()),
     (

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vaultgate.server.api import proxy, sdk
 from vaultgate.server.api.disconnect import cancel_on_disconnect
@@ -43,6 +43,7 @@ _EXACT: dict[tuple[str, str], Handler] = {
     ("POST", "/sdk/proxy"): sdk.proxy,
     ("POST", "/sdk/oauth/audit/api-call"): sdk.audit_api_call,
 }
+DEPRECATED_KEY = sdk.DEPRECATED_KEY
 
 
 # Handlers that wait on an upstream: a client that leaves cancels them (api/disconnect.py).
@@ -60,6 +61,8 @@ class HotPaths:
         if scope["type"] == "websocket" and scope["path"].startswith("/proxy/"):
             await refuse_websocket(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["path"].startswith("/sdk/"):
+            send = _flag_deprecated_key(scope, send)
         handler = _route(scope) if scope["type"] == "http" else None
         if handler is None:
             # The fixed allow-list holds on every path; the transparent proxy checks it after
@@ -124,6 +127,18 @@ def method_refusal(method: str) -> Response | None:
     except VaultError as exc:
         return vault_error_response(exc)
     return None
+
+
+def _flag_deprecated_key(scope: Scope, send: Send) -> Send:
+    """Add ``X-Alter-Key-Deprecated: true`` when the request's key was rotated (sdk.py marks it)."""
+
+    async def flagged(message: Message) -> None:
+        if message["type"] == "http.response.start" and scope.get(DEPRECATED_KEY):
+            headers = [*message.get("headers", ()), (b"x-alter-key-deprecated", b"true")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return flagged
 
 
 def _declared_length_ok(scope: Scope, limit: int) -> bool:

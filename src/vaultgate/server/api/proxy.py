@@ -130,6 +130,8 @@ async def _handle(request: Request) -> Response:
         raise NotFound("grant not found", code="grant_not_found")
     target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
+    # A derived key may use the transparent proxy only with the scope proxy mode needs.
+    rt.key_controls.enforce_scope(principal, "proxy:execute", use.client_ip)
     await admit(rt, request.scope, use)
     try:
         auth = await rt.pipeline.authorize(use)

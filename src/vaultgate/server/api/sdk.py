@@ -39,6 +39,7 @@ from vaultgate.server.runtime import Runtime
 router = APIRouter(prefix="/sdk", tags=["sdk"], include_in_schema=True)
 
 MAX_SDK_BODY = 12 * 1024 * 1024
+DEPRECATED_KEY = "vaultgate.deprecated_key"
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -76,6 +77,11 @@ async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes, di
     signed_path = f"{path}?{query}" if query else path
     headers = _header_map(request)
     principal = rt.sdk_auth.authenticate(request.method, signed_path, body, headers)
+    peer = client_ip(
+        request.scope.get("client"), headers.get("x-forwarded-for"), rt.settings.trusted_proxies
+    )
+    if rt.key_controls.enforce(principal, request.method, path, peer):
+        request.scope[DEPRECATED_KEY] = True  # HotPaths adds X-Alter-Key-Deprecated
     return rt, principal, body, headers
 
 

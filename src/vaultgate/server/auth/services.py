@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,8 +118,12 @@ class KeyService:
         *,
         app_id: str | None = None,
         expires_at: datetime | None = None,
+        on_insert: Callable[[sa.Connection, dict[str, Any]], None] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """A new key: returns the plaintext (shown once) and its stored metadata."""
+        """A new key: returns the plaintext (shown once) and its stored metadata.
+
+        ``on_insert`` writes what belongs with the key (its scoped-key controls) in the same
+        transaction, so a key never exists without them."""
         if kind == "app":
             self.get_app(str(app_id))
         presented = keys.mint(kind)
@@ -137,6 +142,8 @@ class KeyService:
         }
         with self._engine.begin() as conn:
             conn.execute(t.api_keys.insert().values(row))
+            if on_insert is not None:
+                on_insert(conn, row)
             self._audit.append(
                 conn,
                 AuditEvent.new(
@@ -194,6 +201,28 @@ class KeyService:
         self._cache = {
             h: v for h, v in self._cache.items() if v[2] is None or v[2].key_id != key_id
         }
+
+    def revoke_many(self, key_ids: list[str], actor: Actor, app_id: str | None) -> None:
+        """Revoke several keys in one transaction (a key and the keys derived from it)."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(
+                t.api_keys.update()
+                .where(t.api_keys.c.id.in_(key_ids), t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            self._audit.append(
+                conn,
+                AuditEvent.new(
+                    event="key:revoke",
+                    outcome="ok",
+                    now=now,
+                    app_id=app_id,
+                    details={"key": key_ids[0], "revoked": sorted(key_ids)},
+                    **actor_fields(actor),
+                ),
+            )
+        self._cache.clear()
 
     def authenticate(self, presented: str | None) -> Principal:
         """The principal of a presented key; 401 with a code saying why otherwise."""

@@ -275,3 +275,18 @@ login_throttle = sa.Table(
     sa.Column("window_start", sa.Float, nullable=False),
     sa.Index("ix_login_throttle_window_start", "window_start"),
 )
+
+# The scoped-key controls of an app key (the official client's ``keys.*``): a key without a row is
+# a full app key. ``parent_key_id`` links a derived key to the key it was derived from.
+key_controls = sa.Table(
+    "key_controls",
+    metadata,
+    sa.Column("key_id", ID, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("parent_key_id", ID, sa.ForeignKey("api_keys.id"), nullable=True),
+    sa.Column("key_type", sa.String(4), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("cidr_allowlist", sa.JSON, nullable=True),
+    sa.Column("deprecated_at", UTCDateTime, nullable=True),
+    sa.Column("grace_until", UTCDateTime, nullable=True),
+    sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
+)
