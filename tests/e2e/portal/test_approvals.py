@@ -93,7 +93,7 @@ def test_a_held_call_is_approved_in_the_portal_and_the_waiting_client_gets_its_a
 
         page.get_by_label("Comment").fill("duplicate confirmed")
         page.get_by_role("button", name="Approve and send").click()
-        expect(page.get_by_role("status")).to_contain_text("Approved")
+        expect(page.locator("#main").get_by_role("status")).to_contain_text("Approved")
         waiter.join(timeout=90)
         assert "result" in out, "the waiting client never got its answer"
         assert out["result"].status_code == 200
