@@ -1,17 +1,10 @@
-"""Following the audit trail from its head, and the export's CSV form, for ``vaultgate audit``."""
+"""Following the audit trail from its head, for ``vaultgate audit tail --follow``."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-PAGE = 200
-# A cell a spreadsheet would run as a formula (OWASP's CSV injection): callers, URLs and
-# reasons are written by API clients, so such a cell is exported with a leading apostrophe.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PAGE = 200  # events a poll asks for at once; a bigger burst is paged by cursor
 
 
 class Caller(Protocol):
@@ -40,28 +33,3 @@ def newer_than(client: Caller, last: int, params: dict[str, Any]) -> list[dict[s
         cursor = page.get("next_cursor")
         if cursor is None or len(fresh) < len(page["items"]):
             return list(reversed(found))
-
-
-def csv_rows(lines: Iterable[str]) -> Iterator[str]:
-    """JSON-lines events as CSV text: a header (the events' own fields), then a row each."""
-    out = io.StringIO()
-    writer: csv.DictWriter[str] | None = None
-    for line in lines:
-        if not line.strip():
-            continue
-        event = json.loads(line)
-        if writer is None:
-            writer = csv.DictWriter(out, list(event), extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-        writer.writerow({name: _cell(value) for name, value in event.items()})
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value

@@ -115,3 +115,15 @@ def test_export_as_csv_matches_the_json_lines_export(sqlite_vault: Vault) -> Non
             assert json.loads(row["details"].removeprefix("'")) == event["details"]
     cells = [cell for row in rows for cell in row.values()]
     assert not any(cell.startswith("=") for cell in cells)  # no cell runs as a formula
+
+
+def test_the_api_export_serves_csv_and_refuses_an_unknown_format(sqlite_vault: Vault) -> None:
+    with sqlite_vault.admin() as admin:
+        as_csv = admin.get("/v1/audit/export", params={"format": "csv"})
+        refused = admin.get("/v1/audit/export", params={"format": "xlsx"})
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows and {"seq", "ts", "event", "hash"} <= set(rows[0])
+    assert refused.status_code == 422, refused.text
+    assert "format" in refused.text
