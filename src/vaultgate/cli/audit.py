@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from vaultgate.cli import audit_stream
 from vaultgate.cli.output import emit
 from vaultgate.cli.params import MOMENT, MOMENT_HELP
 from vaultgate.cli.remote import api, json_option
@@ -74,34 +75,46 @@ def audit_list(ctx: click.Context, /, limit: int, as_json: bool, **f: Any) -> No
 
 
 @audit.command("tail")
+@click.option("--follow", "-f", is_flag=True, help="Print only events after now, as they arrive.")
+@click.option("--lines", "-n", type=int, default=20, help="Without --follow: this many latest.")
 @click.option("--interval", type=float, default=2.0, help="Seconds between polls (default 2).")
 @click.option("--count", type=int, default=0, help="Stop after this many polls (0: forever).")
+@audit_filters
 @click.pass_context
-def audit_tail(ctx: click.Context, interval: float, count: int) -> None:
-    """Print new events as they arrive, one JSON line each."""
-    client, last, polls = api(ctx), 0, 0
-    while True:
-        items = client.call("GET", "/v1/audit", params={"limit": 200})["items"]
+def audit_tail(
+    ctx: click.Context, /, follow: bool, lines: int, interval: float, count: int, **f: Any
+) -> None:
+    """Print the latest events, or with --follow every new one as it arrives, as JSON lines."""
+    client, params = api(ctx), _filter_params(f)
+    if not follow:
+        items = client.call("GET", "/v1/audit", params={**params, "limit": lines})["items"]
         for item in reversed(items):
-            if item["seq"] > last:
-                click.echo(json.dumps(item, default=str))
-        last = max([last, *(i["seq"] for i in items)])
-        polls += 1
-        if count and polls >= count:
-            return
+            click.echo(json.dumps(item, default=str))
+        return
+    last, polls = audit_stream.head_seq(client, params), 0
+    click.echo(f"following the audit trail after seq {last}", err=True)
+    while not count or polls < count:
         time.sleep(interval)
+        for item in audit_stream.newer_than(client, last, params):
+            click.echo(json.dumps(item, default=str))
+            last = max(last, int(item["seq"]))
+        polls += 1
 
 
 @audit.command("export")
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", help="Output format."
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    help="Output format: JSON lines, or CSV with a header row (details as JSON).",
 )
 @audit_filters
 @click.pass_context
 def audit_export(ctx: click.Context, /, fmt: str, **f: Any) -> None:
-    """Write the matching events, oldest first, one JSON object a line."""
-    text = api(ctx).call("GET", "/v1/audit/export", params=_filter_params(f))
-    click.echo(text or "", nl=False)
+    """Write the matching events, oldest first, one JSON object (or CSV row) a line."""
+    params = {**_filter_params(f), "format": fmt}
+    click.echo(api(ctx).call("GET", "/v1/audit/export", params=params) or "", nl=False)
 
 
 @audit.command("verify")

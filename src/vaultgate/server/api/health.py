@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from vaultgate.server.api.deps import runtime
 from vaultgate.server.api.errors import envelope_response
 from vaultgate.server.crypto import aad_for
+from vaultgate.server.observability.metrics import exposition
 from vaultgate.server.storage.engine import reading
 
 router = APIRouter(tags=["health"])
@@ -35,5 +36,6 @@ def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    # Sync: the scrape reads the database (approvals pending), so it runs off the event loop.
+    return Response(exposition(runtime(request)), media_type=CONTENT_TYPE_LATEST)

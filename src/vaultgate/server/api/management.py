@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from vaultgate.server.api.deps import AdminActor, Rt
-from vaultgate.server.audit import queries
+from vaultgate.server.audit import queries, tabular
 from vaultgate.server.auth.services import parse_expiry
 from vaultgate.server.secrets.models import (
     AppCreate,
@@ -164,8 +164,15 @@ def list_audit(
 
 
 @router.get("/audit/export")
-def export_audit(rt: Rt, _: AdminActor, filters: AuditQuery) -> StreamingResponse:
+def export_audit(
+    rt: Rt,
+    _: AdminActor,
+    filters: AuditQuery,
+    format: Literal["jsonl", "csv"] = Query(default="jsonl"),
+) -> StreamingResponse:
     lines = queries.export_jsonl(rt.engine, **asdict(filters))
+    if format == "csv":
+        return StreamingResponse(tabular.csv_rows(lines), media_type="text/csv; charset=utf-8")
     return StreamingResponse((line + "\n" for line in lines), media_type="application/x-ndjson")
 
 

@@ -31,6 +31,7 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import ChainHeadMissing, append, lock_head
 from vaultgate.server.errors import Unavailable
 from vaultgate.server.fleet.admission import Admission, Admitter, StaleView, refused
+from vaultgate.server.observability import metrics
 
 # lock_head and ChainHeadMissing are re-exported: callers reached for them here first.
 __all__ = ["AuditWriter", "ChainHeadMissing", "WriterStats", "audit_unavailable", "lock_head"]
@@ -222,6 +223,10 @@ class AuditWriter:
             self.stats.dropped += 1
             log.warning("audit writer stopped; an %s event was dropped", event.event)
 
+    def queued(self) -> int:
+        """Events waiting to be written, fresh and retried (read when metrics are scraped)."""
+        return len(self._fresh) + len(self._retry)
+
     def _enqueue(self, pending: _Pending) -> None:
         with self._cond:
             if self._state == "new":
@@ -236,12 +241,14 @@ class AuditWriter:
     def _run(self) -> None:
         while (taken := self._next_batch()) is not None:
             batch, final = taken
+            started = time.perf_counter()
             try:
-                self._write(batch)
+                written = self._write(batch)
             except Exception as exc:
                 self._on_failure(batch, exc, final=final)
             else:
                 self._on_success(batch)
+                metrics.committed(written, time.perf_counter() - started)
 
     def _next_batch(self) -> tuple[list[_Pending], bool] | None:
         """What is queued (up to max_batch), topped up with due retries; None once drained.
@@ -280,11 +287,12 @@ class AuditWriter:
     def _take(queue: deque[_Pending], count: int) -> list[_Pending]:
         return [queue.popleft() for _ in range(min(len(queue), count))]
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[_Pending]) -> list[AuditEvent]:
         with self._serialised(), self._engine.begin() as conn:
             head = lock_head(conn, self._key)
             events = self._admitted(conn, batch)
             append(conn, events, self._key, head)
+        return events
 
     def _admitted(self, conn: Connection, batch: list[_Pending]) -> list[AuditEvent]:
         """The batch's events after admission: a refusal recorded as a denial, a stale one not."""

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import ipaddress
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from vaultgate.server.egress.refusals import host_refusal
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
 from vaultgate.server.fleet.admission import Admission, StaleView
+from vaultgate.server.observability.metrics import DECISION_SECONDS
 from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
 from vaultgate.server.policy.constraints import Constraints
 from vaultgate.server.policy.constraints import enforce as enforce_constraints
@@ -88,6 +90,9 @@ class Pipeline:
         self._usage = usage or UsageRecorder(grants.engine)
         self._guard = guard or AddressGuard()
         self._loading: dict[str, asyncio.Future[GrantContext | None]] = {}
+        # Plain integers, read when metrics are scraped: the event loop is their only writer.
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     async def grant(self, grant_id: str) -> GrantContext | None:
         """The grant's request-path view: from the cache when fresh, else read off the loop."""
@@ -95,7 +100,9 @@ class Pipeline:
         # the decision, so it is paid only on a miss.
         cached = self._grants.cached(grant_id)
         if cached is not None:
+            self.cache_hits += 1
             return cached
+        self.cache_misses += 1
         # One load per grant at a time: when a popular grant's entry expires, the requests
         # arriving meanwhile wait for that load instead of each starting their own.
         loading = self._loading.get(grant_id)
@@ -132,12 +139,15 @@ class Pipeline:
             # Another app's grant answers exactly like one that does not exist.
             raise NotFound("grant not found", code="grant_not_found")
         now = self._clock()
+        started = time.perf_counter()
         try:
             self._check(grant, use, now)
             await self._vet_address(use)
         except VaultError as exc:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
+        finally:
+            DECISION_SECONDS.observe(time.perf_counter() - started)
         # A call that waits for people stops here, before any use: its handler holds it.
         check_hold(grant.policies, use.method, use.target.path)
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")

@@ -1,0 +1,1 @@
+"""What an operator watches: the Prometheus metrics of a vault process."""
