@@ -13,7 +13,8 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from vaultgate.server.errors import Forbidden, MethodNotAllowed
-from vaultgate.server.policy.models import METHODS, Policy
+from vaultgate.server.policy.methods import METHODS
+from vaultgate.server.policy.models import Policy
 
 # The only methods the vault forwards, on every path. TRACE and TRACK echo the request (with the
 # injected credential) back to the caller; CONNECT would turn the vault into a tunnel; WebDAV and

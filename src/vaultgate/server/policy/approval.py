@@ -11,9 +11,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from vaultgate.server.policy.globs import glob_covers, glob_matches, glob_problem
+from vaultgate.server.policy.methods import METHODS, distinct_methods
 
 # The same methods policy.models knows; repeated here so this module needs nothing from it.
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_APPROVALS = 10
 MAX_APPROVAL_TTL = 7 * 24 * 3600
 MAX_APPROVERS = 256
@@ -50,7 +50,7 @@ class ApprovalRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    methods: list[str] | None = Field(default=None, min_length=1, max_length=len(_METHODS))
+    methods: list[str] | None = Field(default=None, min_length=1, max_length=len(METHODS))
     paths: list[Glob] | None = Field(default=None, min_length=1, max_length=256)
     approvers: list[ApproverEmail] | None = Field(
         default=None, min_length=1, max_length=MAX_APPROVERS
@@ -62,16 +62,7 @@ class ApprovalRule(BaseModel):
     @field_validator("methods", mode="before")
     @classmethod
     def _methods(cls, value: object) -> object:
-        if not isinstance(value, list):
-            return value
-        out: list[str] = []
-        for item in value:
-            method = item.upper() if isinstance(item, str) else None
-            if method not in _METHODS:
-                raise ValueError("each method must be one of " + ", ".join(_METHODS))
-            if method not in out:
-                out.append(method)
-        return out
+        return distinct_methods(value)
 
     @field_validator("approvers")
     @classmethod

@@ -29,10 +29,10 @@ from pydantic import (
 from vaultgate.server.errors import Unprocessable
 from vaultgate.server.policy.approval import ApprovalRule
 from vaultgate.server.policy.globs import glob_problem
+from vaultgate.server.policy.methods import METHODS, distinct_methods
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MINUTES_PER_DAY = 24 * 60
 MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
 
@@ -223,16 +223,7 @@ class Policy(BaseModel):
     @field_validator("allowed_methods", mode="before")
     @classmethod
     def _methods(cls, value: object) -> object:
-        if not isinstance(value, list):
-            return value
-        out: list[str] = []
-        for item in value:
-            method = item.upper() if isinstance(item, str) else None
-            if method not in METHODS:
-                raise ValueError("each method must be one of " + ", ".join(METHODS))
-            if method not in out:
-                out.append(method)
-        return out
+        return distinct_methods(value)
 
     @field_validator("expires_at")
     @classmethod

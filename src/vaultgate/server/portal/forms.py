@@ -21,7 +21,8 @@ from vaultgate.injection.credential import (
 )
 from vaultgate.server.durations import DURATION_FORMAT, parse_duration
 from vaultgate.server.errors import VaultError
-from vaultgate.server.policy.models import DAYS, METHODS
+from vaultgate.server.policy.methods import METHODS
+from vaultgate.server.policy.models import DAYS
 from vaultgate.server.portal.routing import Fields
 from vaultgate.server.providers import Provider
 from vaultgate.server.secrets.models import SecretCreate

@@ -11,5 +11,5 @@ def test_all_is_sorted_and_complete() -> None:
         assert getattr(policy, name) is not None
     public = {n for n in vars(policy) if not n.startswith("_")}
     # Submodule names, except ``decide``: the function of that name shadows its module.
-    modules = {"approval", "constraints", "globs", "models", "narrowing", "ratelimit"}
+    modules = {"approval", "constraints", "globs", "methods", "models", "narrowing", "ratelimit"}
     assert public - modules == set(policy.__all__)
