@@ -38,6 +38,7 @@ from vaultgate.server.errors import (
     PayloadTooLarge,
     VaultError,
 )
+from vaultgate.server.observability import tracing
 from vaultgate.server.settings import Settings
 
 Headers = list[tuple[str, str]]
@@ -267,16 +268,20 @@ class UpstreamClient:
             source = _BodySource(body, _declared_length(out_headers))
             data = source.chunks()
         try:
-            async with asyncio.timeout(timeout.first_byte):
-                raw = await self._session.request(
-                    method,
-                    URL(target.url, encoded=True),
-                    headers=CIMultiDict(out_headers),
-                    data=data,
-                    allow_redirects=False,
-                    timeout=timeout.to_aiohttp(),
-                    skip_auto_headers=_SKIP_AUTO_HEADERS,
-                )
+            with tracing.span("vaultgate.upstream", **_span_attributes(method, target)) as sp:
+                tracing.outgoing(out_headers)
+                async with asyncio.timeout(timeout.first_byte):
+                    raw = await self._session.request(
+                        method,
+                        URL(target.url, encoded=True),
+                        headers=CIMultiDict(out_headers),
+                        data=data,
+                        allow_redirects=False,
+                        timeout=timeout.to_aiohttp(),
+                        skip_auto_headers=_SKIP_AUTO_HEADERS,
+                    )
+                if sp is not None:
+                    sp.set_attribute("http.response.status_code", raw.status)
         except VaultError:
             raise  # the guard refused the destination, from inside the resolver
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
@@ -287,6 +292,15 @@ class UpstreamClient:
             raw.close()
             raise source.error
         return UpstreamResponse(raw, target, timeout.read)
+
+
+def _span_attributes(method: str, target: Target) -> dict[str, str | int]:
+    # The origin only: an upstream path or query may carry an injected value.
+    return {
+        "http.request.method": method,
+        "server.address": target.host,
+        "server.port": target.port,
+    }
 
 
 def _transport_error(exc: BaseException, target: Target) -> VaultError:
