@@ -83,7 +83,8 @@ def worker_rss_mib(pid: int) -> list[float]:
     return out
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+# Generous: two vaults start one after the other on a shared 2-core machine.
+def wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
