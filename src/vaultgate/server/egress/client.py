@@ -176,6 +176,14 @@ def _declared_length(headers: Headers) -> int | None:
     return int(values.pop())
 
 
+@dataclass(frozen=True, slots=True)
+class PoolUse:
+    in_use: int
+    idle: int
+    waiting: int
+    limit: int
+
+
 class UpstreamClient:
     """Owns the one aiohttp session every forwarded request goes through.
 
@@ -231,6 +239,24 @@ class UpstreamClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def pool_use(self) -> PoolUse:
+        """The connection pool's use now, for ``/metrics``.
+
+        aiohttp keeps no public statistics; these are the connector's own collections (the
+        connections handed out, the idle ones kept alive, the requests waiting for a place),
+        only read, and read as empty should a later aiohttp rename them.
+        """
+        connector = self._session.connector if self._session is not None else None
+        acquired = getattr(connector, "_acquired", ())
+        idle = getattr(connector, "_conns", {})
+        waiters = getattr(connector, "_waiters", {})
+        return PoolUse(
+            in_use=len(acquired),
+            idle=sum(len(q) for q in list(idle.values())),
+            waiting=sum(len(w) for w in list(waiters.values())),
+            limit=self._limit,
+        )
 
     async def __aenter__(self) -> UpstreamClient:
         await self.start()
