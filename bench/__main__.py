@@ -57,7 +57,11 @@ def _sample(spec: Spec, connections: int, secs: int) -> Sample:
 
 
 def _specs(
-    vault: procs.VaultProc, origin: str, nginx: procs.Nginx | None, sdk_procs: int
+    vault: procs.VaultProc,
+    origin: str,
+    nginx: procs.Nginx | None,
+    sdk_procs: int,
+    traced: procs.VaultProc | None = None,
 ) -> list[Spec]:
     auth = {"Authorization": f"Bearer {vault.app_key}"}
     proxy_url = f"{vault.base_url}/proxy/{vault.grant_id}/"
@@ -103,6 +107,20 @@ def _specs(
             vault.pid,
         ),
     ]
+    if traced is not None:
+        # The same vault with traces exported over OTLP (to a collector that answers 200):
+        # its ratio to (b) is what tracing costs when on. Metrics are always on in every row.
+        traced_url = f"{traced.base_url}/proxy/{traced.grant_id}/"
+        traced_auth = {"Authorization": f"Bearer {traced.app_key}"}
+        specs.append(
+            Spec(
+                "(g) transparent proxy, traced",
+                lambda c, s: load.run_wrk(
+                    traced_url, connections=c, seconds=s, headers=traced_auth
+                ),
+                traced.pid,
+            )
+        )
     if nginx:
         url = f"http://127.0.0.1:{nginx.proxy_port}/"
         specs.append(
@@ -161,6 +179,12 @@ def _arguments() -> argparse.Namespace:
         default=int(os.environ.get("BENCH_SDK_PROCESSES", "4")),
         help="processes generating row (e) (default 4; one process is client-bound)",
     )
+    parser.add_argument(
+        "--no-traces",
+        dest="traces",
+        action="store_false",
+        help="skip row (g), a second vault exporting traces (what tracing costs when on)",
+    )
     return parser.parse_args()
 
 
@@ -173,14 +197,30 @@ def main() -> None:
     fallback = None if nginx else procs.start_python_upstream(up_port)
     origin = f"http://127.0.0.1:{up_port}"
     vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
+    collector = traced = None
+    if args.traces:
+        collector_port, traced_port = procs.free_port(), procs.free_port()
+        collector = procs.start_python_upstream(collector_port)
+        endpoint = f"http://127.0.0.1:{collector_port}/v1/traces"
+        traced = procs.start_vault(
+            traced_port,
+            origin,
+            None,
+            args.workers,
+            extra_env={"VAULTGATE_OTLP_ENDPOINT": endpoint},
+        )
     load_before = os.getloadavg()
     try:
-        specs = _specs(vault, origin, nginx, args.sdk_processes)
+        specs = _specs(vault, origin, nginx, args.sdk_processes, traced)
         rows = _run_all(specs, vault.pid, args.seconds, args.reps)
         memory = _memory(vault, args.seconds)
         supervisor = procs.rss_mib(vault.pid) if args.workers > 1 else None
     finally:
         vault.stop()
+        if traced is not None:
+            traced.stop()
+        if collector is not None:
+            collector.terminate()
         if nginx:
             nginx.stop()
         if fallback:

@@ -83,7 +83,8 @@ def worker_rss_mib(pid: int) -> list[float]:
     return out
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+# Generous: two vaults start one after the other on a shared 2-core machine.
+def wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -199,7 +200,11 @@ class VaultProc:
 
 
 def start_vault(
-    port: int, upstream_origin: str, database_url: str | None, workers: int = 1
+    port: int,
+    upstream_origin: str,
+    database_url: str | None,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> VaultProc:
     workdir = Path(tempfile.mkdtemp(prefix="vg-bench-vault-"))
     env = {
@@ -208,6 +213,7 @@ def start_vault(
         "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
         "VAULTGATE_PORT": str(port),
         "VAULTGATE_WORKERS": str(workers),
+        **(extra_env or {}),
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url

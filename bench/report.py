@@ -160,6 +160,7 @@ def goals(rows: list[Row], memory: list[tuple[int, list[float]]]) -> list[str]:
             f"{_ok(extra <= 0.7)}"
         )
     out += _sdk_goals(rows)
+    out += _tracing_cost(rows)
     if memory:
         done, rss = memory[-1]
         worst = max(rss)
@@ -191,6 +192,23 @@ def _sdk_goals(rows: list[Row]) -> list[str]:
         out.append(
             f"- (e) at c=32 reaches {share:.0%} of (d)'s throughput (goal >= 50%): "
             f"{_ok(share >= 0.5)}"
+        )
+    return out
+
+
+def _tracing_cost(rows: list[Row]) -> list[str]:
+    """What traces cost when on: (g) is (b) on a second vault exporting every span."""
+    out = []
+    for c in (1, 32):
+        b, g = _find(rows, "(b)", c), _find(rows, "(g)", c)
+        if not (b and g and b.rps):
+            continue
+        cpu = ""
+        if b.cpu_us and g.cpu_us:
+            cpu = f", CPU {g.cpu_us:.0f} us per request against {b.cpu_us:.0f} us"
+        out.append(
+            f"- traces on (g) at c={c}: {g.rps / b.rps:.2f}x the throughput of (b), p50 "
+            f"{g.p50_ms - b.p50_ms:+.2f} ms{cpu} (a cost, not a goal)"
         )
     return out
 

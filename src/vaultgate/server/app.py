@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     )
     portal.install(app)  # so the portal's guard is the outer layer for /portal
     # Outermost: the request path's routes bypass the rest of the stack (see api/hotpath.py).
-    app.add_middleware(HotPaths, body_limit=settings.max_request_body)
+    app.add_middleware(HotPaths, body_limit=settings.max_request_body, tracing=rt.tracing)
     return app
 
 

@@ -25,6 +25,7 @@ from vaultgate.server.egress.pipeline import Pipeline
 from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.keys_at_rest import check_against_database, load_keyring
+from vaultgate.server.observability.tracing import Tracing
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
 from vaultgate.server.secrets.grants import GrantService
@@ -57,6 +58,7 @@ class Runtime:
     guard: AddressGuard
     key_controls: KeyControls
     changes: Changes = field(default_factory=Changes)
+    tracing: Tracing | None = None  # set when VAULTGATE_OTLP_ENDPOINT is
 
     @classmethod
     def build(
@@ -107,6 +109,11 @@ class Runtime:
             guard=guard,
             key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
             changes=changes,
+            tracing=(
+                Tracing(settings.otlp_endpoint, service_name=settings.otel_service_name)
+                if settings.otlp_endpoint
+                else None
+            ),
         )
 
     @functools.cached_property
@@ -144,4 +151,6 @@ class Runtime:
         await self.upstream.close()
         self.audit.stop()
         self.changes.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()  # exports what the batch still holds
         self.engine.dispose()

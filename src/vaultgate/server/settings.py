@@ -56,6 +56,9 @@ class Settings:
     approval_webhook_url: str | None = None
     approval_webhook_secret: str | None = field(default=None, repr=False)
     approval_webhook_backoff_ms: int = 1000
+    # Traces (observability/tracing.py): off unless an OTLP/HTTP endpoint is given.
+    otlp_endpoint: str | None = None
+    otel_service_name: str = "vaultgate"
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -112,6 +115,18 @@ def _durability(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _otlp_endpoint(raw: str) -> str | None:
+    url = raw.strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(
+            "VAULTGATE_OTLP_ENDPOINT: expected an http:// or https:// URL "
+            "(the collector's OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces)"
+        )
+    return url
+
+
 def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
     """Settings from the environment mapping; command-line flags (not None) take precedence."""
     base = Settings(
@@ -135,6 +150,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         approval_webhook_url=env.get("VAULTGATE_APPROVAL_WEBHOOK_URL") or None,
         approval_webhook_secret=env.get("VAULTGATE_APPROVAL_WEBHOOK_SECRET") or None,
         approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
+        otlp_endpoint=_otlp_endpoint(env.get("VAULTGATE_OTLP_ENDPOINT") or ""),
+        otel_service_name=env.get("VAULTGATE_OTEL_SERVICE_NAME") or "vaultgate",
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):

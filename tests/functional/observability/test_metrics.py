@@ -111,3 +111,30 @@ def test_an_unknown_reason_code_is_counted_as_other() -> None:
     assert reason("method_not_allowed") == "method_not_allowed"
     assert reason(f"grant {CANARY} said no") == "other"
     assert reason(None) == "none"
+
+
+def test_upstream_pool_use_is_read_while_a_response_is_still_streaming(
+    vault: Vault, upstream: Upstream
+) -> None:
+    app_id, key = vault.make_app_key()
+    grant_id = _store(vault, app_id, upstream)
+    headers = {"Authorization": f"Bearer {key}"}
+    _, idle = scrape(vault)
+    assert value(idle, "vaultgate_upstream_connections", state="in_use") == 0
+    assert value(idle, "vaultgate_upstream_connections_limit") == 256
+    with httpx.stream(
+        "GET", f"{vault.base_url}/proxy/{grant_id}/gated-sse", headers=headers, trust_env=False
+    ) as streaming:
+        lines = streaming.iter_lines()
+        assert next(line for line in lines if line.startswith("data:"))  # the first event
+        _, busy = scrape(vault)  # the upstream holds its second event until the gate opens
+        assert value(busy, "vaultgate_upstream_connections", state="in_use") == 1
+        upstream.gate.set()
+        rest = [line for line in lines if line.startswith("data:")]
+    assert rest[-1] == "data: [DONE]"
+
+    def released() -> bool:
+        _, after = scrape(vault)
+        return value(after, "vaultgate_upstream_connections", state="in_use") == 0
+
+    wait_until(released)

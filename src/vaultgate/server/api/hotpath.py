@@ -33,6 +33,7 @@ from vaultgate.server.api.limits import (
 from vaultgate.server.egress.fairness import release_held
 from vaultgate.server.egress.hygiene import check_method
 from vaultgate.server.errors import VaultError
+from vaultgate.server.observability.tracing import Tracing
 
 log = logging.getLogger("vaultgate.api")
 
@@ -53,11 +54,29 @@ _FORWARDING: frozenset[Handler] = frozenset({proxy.handle, sdk.proxy})
 class HotPaths:
     """Pure ASGI middleware: serve the hot routes directly, hand everything else on."""
 
-    def __init__(self, app: ASGIApp, *, body_limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, body_limit: int, tracing: Tracing | None = None) -> None:
         self.app = app
         self.body_limit = body_limit
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.tracing is not None and scope["type"] == "http":
+            await self._traced(self.tracing, scope, receive, send)
+            return
+        await self._dispatch(scope, receive, send)
+
+    async def _traced(self, tracing: Tracing, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request inside its span (observability/tracing.py), its status on the span."""
+        with tracing.request(scope["method"], scope["path"], scope["headers"]) as span:
+
+            async def traced_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self._dispatch(scope, receive, traced_send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"].startswith("/proxy/"):
             await refuse_websocket(scope, receive, send)
             return

@@ -38,6 +38,7 @@ from vaultgate.server.errors import (
     PayloadTooLarge,
     VaultError,
 )
+from vaultgate.server.observability import tracing
 from vaultgate.server.settings import Settings
 
 Headers = list[tuple[str, str]]
@@ -175,6 +176,14 @@ def _declared_length(headers: Headers) -> int | None:
     return int(values.pop())
 
 
+@dataclass(frozen=True, slots=True)
+class PoolUse:
+    in_use: int
+    idle: int
+    waiting: int
+    limit: int
+
+
 class UpstreamClient:
     """Owns the one aiohttp session every forwarded request goes through.
 
@@ -231,6 +240,24 @@ class UpstreamClient:
             session, self._session = self._session, None
             await session.close()
 
+    def pool_use(self) -> PoolUse:
+        """The connection pool's use now, for ``/metrics``.
+
+        aiohttp keeps no public statistics; these are the connector's own collections (the
+        connections handed out, the idle ones kept alive, the requests waiting for a place),
+        only read, and read as empty should a later aiohttp rename them.
+        """
+        connector = self._session.connector if self._session is not None else None
+        acquired = getattr(connector, "_acquired", ())
+        idle = getattr(connector, "_conns", {})
+        waiters = getattr(connector, "_waiters", {})
+        return PoolUse(
+            in_use=len(acquired),
+            idle=sum(len(q) for q in list(idle.values())),
+            waiting=sum(len(w) for w in list(waiters.values())),
+            limit=self._limit,
+        )
+
     async def __aenter__(self) -> UpstreamClient:
         await self.start()
         return self
@@ -267,16 +294,20 @@ class UpstreamClient:
             source = _BodySource(body, _declared_length(out_headers))
             data = source.chunks()
         try:
-            async with asyncio.timeout(timeout.first_byte):
-                raw = await self._session.request(
-                    method,
-                    URL(target.url, encoded=True),
-                    headers=CIMultiDict(out_headers),
-                    data=data,
-                    allow_redirects=False,
-                    timeout=timeout.to_aiohttp(),
-                    skip_auto_headers=_SKIP_AUTO_HEADERS,
-                )
+            with tracing.span("vaultgate.upstream", **_span_attributes(method, target)) as sp:
+                tracing.outgoing(out_headers)
+                async with asyncio.timeout(timeout.first_byte):
+                    raw = await self._session.request(
+                        method,
+                        URL(target.url, encoded=True),
+                        headers=CIMultiDict(out_headers),
+                        data=data,
+                        allow_redirects=False,
+                        timeout=timeout.to_aiohttp(),
+                        skip_auto_headers=_SKIP_AUTO_HEADERS,
+                    )
+                if sp is not None:
+                    sp.set_attribute("http.response.status_code", raw.status)
         except VaultError:
             raise  # the guard refused the destination, from inside the resolver
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
@@ -287,6 +318,15 @@ class UpstreamClient:
             raw.close()
             raise source.error
         return UpstreamResponse(raw, target, timeout.read)
+
+
+def _span_attributes(method: str, target: Target) -> dict[str, str | int]:
+    # The origin only: an upstream path or query may carry an injected value.
+    return {
+        "http.request.method": method,
+        "server.address": target.host,
+        "server.port": target.port,
+    }
 
 
 def _transport_error(exc: BaseException, target: Target) -> VaultError:

@@ -32,6 +32,7 @@ from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
 from vaultgate.server.fleet.admission import Admission, StaleView
 from vaultgate.server.observability.metrics import DECISION_SECONDS
+from vaultgate.server.observability.tracing import span
 from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
 from vaultgate.server.policy.constraints import Constraints
 from vaultgate.server.policy.constraints import enforce as enforce_constraints
@@ -141,8 +142,9 @@ class Pipeline:
         now = self._clock()
         started = time.perf_counter()
         try:
-            self._check(grant, use, now)
-            await self._vet_address(use)
+            with span("vaultgate.decide", **{"vaultgate.mode": use.mode}):
+                self._check(grant, use, now)
+                await self._vet_address(use)
         except VaultError as exc:
             self._audit.submit(self._event(use, grant, now, "grant:deny", "denied", exc.code))
             raise
@@ -151,7 +153,8 @@ class Pipeline:
         # A call that waits for people stops here, before any use: its handler holds it.
         check_hold(grant.policies, use.method, use.target.path)
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
-        await self._audit.record(event, self._admission(use, grant, now))
+        with span("vaultgate.audit.commit"):
+            await self._audit.record(event, self._admission(use, grant, now))
         grant, credential = await self._open(grant)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.

@@ -154,6 +154,7 @@ class RuntimeCollector(Collector):
         cache.add_metric(["hit"], self._rt.pipeline.cache_hits)
         cache.add_metric(["miss"], self._rt.pipeline.cache_misses)
         yield cache
+        yield from _pool(self._rt)
         yield GaugeMetricFamily(
             "vaultgate_approvals_pending",
             "Approval requests waiting for a decision (read from the database).",
@@ -166,6 +167,28 @@ class RuntimeCollector(Collector):
         query = sa.select(sa.func.count()).select_from(R).where(R.c.status == "pending")
         with reading(self._rt.engine) as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _pool(rt: Runtime) -> Iterator[Metric]:
+    use = rt.upstream.pool_use()
+    connections = GaugeMetricFamily(
+        "vaultgate_upstream_connections",
+        "Upstream connections of this process's pool, by state (in_use, idle).",
+        labels=["state"],
+    )
+    connections.add_metric(["in_use"], use.in_use)
+    connections.add_metric(["idle"], use.idle)
+    yield connections
+    yield GaugeMetricFamily(
+        "vaultgate_upstream_connections_waiting",
+        "Forwarded requests waiting for a pool connection (the pool or a host's share full).",
+        value=use.waiting,
+    )
+    yield GaugeMetricFamily(
+        "vaultgate_upstream_connections_limit",
+        "The pool's size, all upstreams together (VAULTGATE_UPSTREAM_CONNECTIONS).",
+        value=use.limit,
+    )
 
 
 def exposition(rt: Runtime) -> bytes:

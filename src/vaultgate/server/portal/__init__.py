@@ -6,12 +6,13 @@ rules, keep a credential after the request, or send a stored value back to the b
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from vaultgate.server.portal.guard import PortalGuard
 from vaultgate.server.portal.pages import STATIC, too_large_page
-from vaultgate.server.portal.routing import PortalState
+from vaultgate.server.portal.routing import PortalState, error_page
 from vaultgate.server.portal.sessions import SessionCodec
 from vaultgate.server.portal.throttle import LoginThrottle
 from vaultgate.server.portal.views import approvals, apps, audit, auth, grants, providers, secrets
@@ -32,4 +33,10 @@ def install(app: FastAPI) -> None:
     )
     app.include_router(router)
     app.mount("/portal/static", StaticFiles(directory=STATIC), name="portal-static")
+    # Last: any other /portal address is the portal's own "not found" page, not a JSON 404.
+    app.add_api_route("/portal/{rest:path}", _not_found, methods=["GET"], include_in_schema=False)
     app.add_middleware(PortalGuard, too_large_page=too_large_page)
+
+
+async def _not_found(request: Request, rest: str) -> Response:
+    return error_page(request, 404, "Page not found", "There is no portal page at this address.")

@@ -10,6 +10,8 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
+from vaultgate.server.providers.names import with_article
+
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
@@ -30,24 +32,6 @@ def _when(value: object) -> str:
     return str(value)
 
 
-# Letters whose spoken name starts with a vowel sound: "an SMS", "an n8n", "an xAI".
-_VOWEL_LETTERS = frozenset("AEFHILMNORSX")
-# Words spelled with a vowel but said with a consonant first: "a unicorn", "a one-off".
-_CONSONANT_SOUNDS = ("uni", "use", "usa", "uti", "eu", "one")
-
-
-def _with_article(name: str) -> str:
-    """``name`` with "a" or "an" as it is said: "an OpenAI", "an AWS", "a GitHub"."""
-    word = name.split(" ", 1)[0]
-    spelled = word.isupper() or word[1:2].isupper() or any(c.isdigit() for c in word)
-    if spelled:
-        vowel = word[:1].upper() in _VOWEL_LETTERS
-    else:
-        lower = word.lower()
-        vowel = lower[:1] in "aeiou" and not lower.startswith(_CONSONANT_SOUNDS)
-    return f"{'an' if vowel else 'a'} {name}"
-
-
 def _field_id(name: str) -> str:
     return "f-" + "".join(c if c.isalnum() else "-" for c in name)
 
@@ -63,7 +47,7 @@ def _build() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["field_id"] = _field_id
-    env.filters["with_article"] = _with_article
+    env.filters["with_article"] = with_article
     return env
 
 

@@ -16,6 +16,7 @@ from vaultgate.injection.credential import OPTIONAL_FIELDS, REQUIRED_FIELDS, Cre
 from vaultgate.injection.rules import AdditionalRule, InjectionRules
 from vaultgate.server.errors import Unprocessable
 from vaultgate.server.providers.hosts import check_host_entry, is_dns_name
+from vaultgate.server.providers.names import with_article
 from vaultgate.server.providers.templates import placeholders, substitute
 
 # "path" marks a provider whose API wants the key inside the URL path (Telegram): the
@@ -176,10 +177,19 @@ class Provider:
         value = credential.get(self.key_field)
         if value is None or self._key_regex.search(value) is None:
             hint = f" (expected {self.key_hint})" if self.key_hint else ""
+            said = with_article(self.name)
             raise Unprocessable(
-                f"credential.{self.key_field} does not look like a {self.name} key{hint}",
+                f"credential.{self.key_field} does not look like {said} key{hint}",
                 field=f"credential.{self.key_field}",
             )
+
+    def optional_blanks(self) -> dict[str, str]:
+        """This template's own optional fields (no default), each as an empty value."""
+        return {
+            spec.name: ""
+            for spec in self.fields.values()
+            if not spec.required and spec.name not in self.credential_defaults
+        }
 
     def prepare_credential(self, given: Mapping[str, str]) -> dict[str, str]:
         """The credential with this template's defaults applied, checked for completeness.
@@ -191,7 +201,9 @@ class Provider:
         for name in given:
             if name not in allowed:
                 raise _field_error(name, f"is not a field of a {self.name} credential")
-        merged = {**self.credential_defaults, **given}
+        # An optional field left out (or left blank in a form) is stored empty: a rule that
+        # names it then renders blank and is left out of the request ("sent when stored").
+        merged = {**self.optional_blanks(), **self.credential_defaults, **given}
         required = [*REQUIRED_FIELDS[self.credential_type]]
         required += [spec.name for spec in self.fields.values() if spec.required]
         for name in required:

@@ -43,10 +43,14 @@ def parse_provider_credential(provider: Provider, raw: Mapping[str, Any]) -> Cre
     for name, value in raw.items():
         if not isinstance(value, str):
             raise Unprocessable(f"credential.{name}: must be a string", field=f"credential.{name}")
-    # Defaults may legitimately be empty (Stripe-style "<key>:" Basic auth); given values may not.
-    fields = provider.prepare_credential({k: _check_value(k, v) for k, v in raw.items()})
+    # Defaults may legitimately be empty (Stripe-style "<key>:" Basic auth), and so may the
+    # template's own optional fields (a blank form input: not stored); other values may not.
+    blanks = provider.optional_blanks()
+    fields = provider.prepare_credential(
+        {k: _check_value(k, v, allow_empty=k in blanks) for k, v in raw.items()}
+    )
     for name, value in fields.items():
-        _check_value(name, value, allow_empty=name not in raw)
+        _check_value(name, value, allow_empty=name not in raw or name in blanks)
     return Credential(provider.credential_type, fields)
 
 

@@ -131,8 +131,8 @@ def check_rules_fit(rules: InjectionRules, credential: Credential) -> None:
         missing = placeholders(template) - available
         if missing:
             raise Unprocessable(
-                f"{where}: uses {', '.join(sorted('{' + m + '}' for m in missing))}, which a "
-                f"{credential.type} credential does not have",
+                f"{where}: uses {', '.join(sorted('{' + m + '}' for m in missing))}, which "
+                f"a credential of type {credential.type} does not have",
                 field=where,
             )
 

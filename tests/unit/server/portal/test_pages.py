@@ -108,3 +108,18 @@ def test_providers_tab_searches(signed_in):
     assert "api.anthropic.com" in page.text
     assert "x-api-key" in page.text.lower()
     assert "api.openai.com" not in page.text
+
+
+@pytest.mark.parametrize("path", ["/portal/nope", "/portal/secrets/x/y/z"])
+def test_an_unknown_portal_address_is_the_portals_own_page_not_json(signed_in, path):
+    answer = signed_in.client.get(path)
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<h1>Page not found</h1>" in answer.text
+    assert 'href="/portal/secrets"' in answer.text  # a way back
+
+
+def test_an_unknown_api_address_stays_a_json_404(signed_in):
+    answer = signed_in.client.get("/v1/nope")
+    assert answer.status_code == 404
+    assert answer.json()["detail"]["error"] == "not_found"

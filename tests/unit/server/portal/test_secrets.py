@@ -81,7 +81,7 @@ def test_provider_key_format_is_checked(signed_in):
     answer = _openai(signed_in, app_id, **{"credential.token": "pk-wrong-service-key"})
     assert answer.status_code == 422
     assert re.search(
-        r'id="f-credential-token-error">[^<]*does not look like a OpenAI key', answer.text
+        r'id="f-credential-token-error">[^<]*does not look like an OpenAI key', answer.text
     )
     assert "pk-wrong-service-key" not in answer.text
     assert 'data-pattern="^sk-"' in answer.text  # the same check runs in the page before saving

@@ -192,8 +192,10 @@ def test_prepare_credential_checks_the_key_shape() -> None:
     assert info.value.field == "credential.token"
 
 
-def test_optional_extra_field_may_be_left_out() -> None:
-    assert provider("datadog").prepare_credential({"token": "abc"}) == {"token": "abc"}
+def test_optional_extra_field_may_be_left_out_and_is_stored_blank() -> None:
+    # Blank, so the rule naming it renders blank and is left out of the request.
+    prepared = provider("datadog").prepare_credential({"token": "abc"})
+    assert prepared == {"token": "abc", "application_key": ""}
 
 
 # -- public form -----------------------------------------------------------------------------
