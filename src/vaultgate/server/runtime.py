@@ -24,7 +24,8 @@ from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.pipeline import Pipeline
 from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
-from vaultgate.server.keys_at_rest import check_against_database, load_keyring
+from vaultgate.server.fleet.heartbeat import Heartbeat, node_id
+from vaultgate.server.keys_at_rest import NodeKeys, check_against_database, load_keyring
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
 from vaultgate.server.secrets.grants import GrantService
@@ -57,6 +58,7 @@ class Runtime:
     guard: AddressGuard
     key_controls: KeyControls
     changes: Changes = field(default_factory=Changes)
+    heartbeat: Heartbeat | None = None
 
     @classmethod
     def build(
@@ -83,7 +85,7 @@ class Runtime:
             sink,
             clock,
             cache,
-            reload_barrier=lambda: Barrier(load_keyring(settings)),
+            keys=NodeKeys(settings, barrier),
         )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
@@ -107,6 +109,7 @@ class Runtime:
             guard=guard,
             key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
             changes=changes,
+            heartbeat=Heartbeat(engine, node_id(settings.node_name), secrets.keys.refresh),
         )
 
     @functools.cached_property
@@ -136,6 +139,8 @@ class Runtime:
 
     async def start(self) -> None:
         self.changes.start(self.engine)
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         _ = self.approvals  # built once, before any request thread could race to build two
         self.audit.start()
         await self.upstream.start()
@@ -143,5 +148,7 @@ class Runtime:
     async def close(self) -> None:
         await self.upstream.close()
         self.audit.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.changes.stop()
         self.engine.dispose()

@@ -7,6 +7,7 @@ so tests hand in a dict instead of patching ``os.environ``.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +57,8 @@ class Settings:
     approval_webhook_url: str | None = None
     approval_webhook_secret: str | None = field(default=None, repr=False)
     approval_webhook_backoff_ms: int = 1000
+    # How this node names itself in the fleet's heartbeat rows (fleet/heartbeat.py).
+    node_name: str = field(default_factory=socket.gethostname)
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -135,6 +138,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         approval_webhook_url=env.get("VAULTGATE_APPROVAL_WEBHOOK_URL") or None,
         approval_webhook_secret=env.get("VAULTGATE_APPROVAL_WEBHOOK_SECRET") or None,
         approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
+        node_name=env.get("VAULTGATE_NODE_NAME") or socket.gethostname(),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):
