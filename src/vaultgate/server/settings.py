@@ -158,7 +158,7 @@ _PROXY_INTS: tuple[str, ...] = (
     "max_inflight_per_grant",
     "max_connections",
 )
-_PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout")
+_PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout", "cache_ttl")
 
 
 def proxy_limits(env: Mapping[str, str]) -> dict[str, Any]:
