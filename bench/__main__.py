@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import load, procs, report
+from bench import durability, load, procs, report
 from bench.load import Result
 from bench.report import Row, Sample
 from bench.sdkload import SdkLoad, run_sdk
@@ -227,6 +227,7 @@ def main() -> None:
             fallback.terminate()
     context = report.Context(args, nginx is not None, load_before, os.getloadavg(), supervisor)
     text = report.render(rows, memory, context)
+    text += "\n" + durability.render(durability.run()) + "\n"
     print("\n" + text)
     report.RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report.RESULTS.write_text(text)

@@ -54,10 +54,12 @@ def run_vault_on(
     data_dir: Path,
     make_engine: Callable[[str], Engine] = create_engine,
     database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Vault, Engine]]:
     env = {
         "VAULTGATE_DATA_DIR": str(data_dir),
         "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
+        **(extra_env or {}),
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url

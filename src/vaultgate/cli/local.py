@@ -170,14 +170,46 @@ def master_key() -> None:
     """Manage the master key set."""
 
 
-@master_key.command("rotate")
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(0, 600),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for every live node to report the new key before refusing.",
+)
+
+
+@master_key.command("add")
 @data_dir_option
 @db_option
 @click.pass_context
-def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
-    """Add a new master key and re-wrap every data key under it, online."""
-    from vaultgate.server.crypto import Barrier, FileKeyProvider
-    from vaultgate.server.keys_at_rest import rewrap_all
+def add(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
+    """Add a new master key to the key file, staged: nothing is sealed under it yet."""
+    from vaultgate.server.crypto import FileKeyProvider
+
+    settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
+    if settings.master_key:
+        raise click.ClickException(
+            "VAULTGATE_MASTER_KEY is set: put a new id:key first in its list on every node"
+        )
+    engine = require_vault(settings)
+    _checked_keyring(settings, engine)
+    new = FileKeyProvider.add_key(settings.key_file, activate=False)
+    click.echo(f"added master key {new.key_id} (staged)")
+    click.echo(
+        f"next: give every node's key file this key (copy {settings.key_file}), then run "
+        "`vaultgate master-key rewrap`"
+    )
+
+
+@master_key.command("rotate")
+@data_dir_option
+@db_option
+@wait_option
+@click.pass_context
+def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None, wait: float) -> None:
+    """Add a new master key and re-wrap every data key under it (one node sharing this key file)."""
+    from vaultgate.server.crypto import FileKeyProvider
 
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
     if settings.master_key:
@@ -188,28 +220,35 @@ def rotate(ctx: click.Context, data_dir: str | None, database_url: str | None) -
     engine = require_vault(settings)
     keyring = _checked_keyring(settings, engine)
     # A rerun after an interruption finishes the job instead of adding yet another key.
-    if _pending(engine, keyring.active.key_id) == 0:
-        new = FileKeyProvider.add_key(settings.key_file)
+    if _pending(engine, keyring.keys[-1].key_id) == 0:
+        new = FileKeyProvider.add_key(settings.key_file, activate=False)
         click.echo(f"added master key {new.key_id}")
-    keyring = _checked_keyring(settings, engine)
-    done, total = rewrap_all(engine, Barrier(keyring))
-    click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
+    _rewrap(settings, engine, wait)
 
 
 @master_key.command("rewrap")
 @data_dir_option
 @db_option
+@wait_option
 @click.pass_context
-def rewrap(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
-    """Re-wrap every data key under the active master key (after adding one)."""
-    from vaultgate.server.crypto import Barrier
-    from vaultgate.server.keys_at_rest import rewrap_all
-
+def rewrap(ctx: click.Context, data_dir: str | None, database_url: str | None, wait: float) -> None:
+    """Re-wrap every data key under the newest master key, once every live node holds it."""
     settings = settings_from(ctx, data_dir=data_dir, database_url=database_url)
-    engine = require_vault(settings)
+    _rewrap(settings, require_vault(settings), wait)
+
+
+def _rewrap(settings: Settings, engine: Any, wait: float) -> None:
+    from vaultgate.server.crypto import Barrier
+    from vaultgate.server.keys_at_rest import RewrapRefused, activate_for_rewrap, rewrap_all
+
     keyring = _checked_keyring(settings, engine)
+    target = keyring.keys[-1].key_id
+    try:
+        keyring = activate_for_rewrap(engine, keyring, target, wait=wait)
+    except RewrapRefused as exc:
+        raise click.ClickException(str(exc)) from None
     done, total = rewrap_all(engine, Barrier(keyring))
-    click.echo(f"re-wrapped {done} data keys; all {total} now under {keyring.active.key_id}")
+    click.echo(f"re-wrapped {done} data keys; all {total} now under {target}")
 
 
 def _checked_keyring(settings: Settings, engine: Any) -> Any:

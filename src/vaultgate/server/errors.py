@@ -11,6 +11,7 @@
     ├── RateLimited         429  rate_limit_exceeded (with Retry-After)
     ├── BadGateway          502  upstream_error
     ├── Unavailable         503  audit_unavailable, storage_unavailable
+    │   └── MasterKeyUnavailable 503  master_key_unavailable (this node lacks the wrapping key)
     └── GatewayTimeout      504  upstream_timeout
 
 Messages are written for the client: they name the field or rule at fault and never carry a
@@ -104,6 +105,21 @@ class BadGateway(VaultError):
 class Unavailable(VaultError):
     status = 503
     default_code = "unavailable"
+
+
+class MasterKeyUnavailable(Unavailable):
+    """This node does not hold the master key a data key is wrapped under (a re-wrap reached
+    the data before the node was given the key). Another node may serve it; nothing is used."""
+
+    default_code = "master_key_unavailable"
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            "this vault node cannot open the secret yet (its master key has not reached this "
+            "node); retry, or use another node",
+            headers={"Retry-After": "1"},
+        )
+        self.key_id = key_id  # for the log line; not in the answer
 
 
 class GatewayTimeout(VaultError):

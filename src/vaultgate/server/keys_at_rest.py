@@ -6,6 +6,12 @@ key over existing data.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,11 +25,23 @@ from vaultgate.server.crypto import (
     aad_for,
     check_keyring,
 )
+from vaultgate.server.fleet.heartbeat import (
+    HEARTBEAT_SECONDS,
+    LIVE_SECONDS,
+    fleet_active,
+    lacking,
+    set_fleet_active,
+)
 from vaultgate.server.settings import Settings
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
 ROOT_KEY = "root_master_key_id"
+# A request meeting a master key this node lacks re-reads the key set at most this often.
+RELOAD_EVERY: Final = 1.0
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -48,6 +66,8 @@ def check_against_database(engine: Engine, keyring: Keyring) -> None:
         record_keys(conn, keyring, stored)
         if root is None:
             conn.execute(t.meta.insert().values(key=ROOT_KEY, value=keyring.root.key_id))
+        if fleet_active(conn) is None:
+            set_fleet_active(conn, keyring.active.key_id)
 
 
 def record_keys(conn: Connection, keyring: Keyring, stored: dict[str, str]) -> None:
@@ -58,6 +78,36 @@ def record_keys(conn: Connection, keyring: Keyring, stored: dict[str, str]) -> N
 
 def _has_sealed_data(conn: Connection) -> bool:
     return conn.execute(sa.select(sa.func.count()).select_from(t.secret_versions)).scalar() != 0
+
+
+class RewrapRefused(Exception):
+    """Re-wrapping would leave a live node unable to open the data keys it moves."""
+
+
+def activate_for_rewrap(
+    engine: Engine, keyring: Keyring, target: str, *, wait: float, clock: Clock = time.time
+) -> Keyring:
+    """Make ``target`` the fleet's active master key once every live node holds it.
+
+    Waits up to ``wait`` seconds for nodes to report it (a node re-reads its key set every
+    heartbeat), then refuses, naming each node still without it. Returns the keyring to re-wrap
+    with (``target`` active).
+    """
+    if keyring.get(target) is None:
+        raise RewrapRefused(f"this key set has no master key {target}")
+    deadline = time.monotonic() + wait
+    while missing := lacking(engine, target, clock()):
+        if time.monotonic() >= deadline:
+            raise RewrapRefused(
+                f"re-wrap refused: live node(s) {', '.join(missing)} do not hold master key "
+                f"{target}; give each of them the key (its key file or VAULTGATE_MASTER_KEY; a "
+                f"running node re-reads its key file every {HEARTBEAT_SECONDS:g} s) and run this "
+                f"again. A node that stopped leaves the live set after {LIVE_SECONDS:g} s."
+            )
+        time.sleep(0.2)
+    with engine.begin() as conn:
+        set_fleet_active(conn, target)
+    return Keyring(keyring.keys, active_id=target)
 
 
 def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
@@ -103,3 +153,67 @@ def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
             )
         done += 1
     return done, int(total)
+
+
+class NodeKeys:
+    """This node's key set and sealing key, re-read while it runs (``fleet.heartbeat``).
+
+    A key file that gains a key is picked up without a restart. A re-read that drops a key
+    this node held, or changes one, or changes the root, is refused and logged: the node keeps
+    what it has. New versions are sealed under the fleet's active key once this node holds it.
+    """
+
+    def __init__(self, settings: Settings | None, barrier: Barrier) -> None:
+        self._settings = settings
+        self.barrier = barrier
+        self._active: str | None = None
+        self._lock = threading.Lock()
+        self._read_at = 0.0
+        self._last_error = ""
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return self.barrier.keyring.key_ids
+
+    def holds(self, key_id: str) -> bool:
+        return self.barrier.keyring.get(key_id) is not None
+
+    def refresh(self, active: str | None) -> tuple[str, ...]:
+        """Re-read the key set, seal under ``active`` when held; the key ids now held."""
+        with self._lock:
+            self._active = active or self._active
+            self._use(self._reread())
+        return self.key_ids
+
+    def reload_for(self, key_id: str) -> bool:
+        """Re-read the key set now (at most once a ``RELOAD_EVERY``); True if it has ``key_id``."""
+        with self._lock:
+            if not self.holds(key_id) and time.monotonic() - self._read_at >= RELOAD_EVERY:
+                self._use(self._reread())
+        return self.holds(key_id)
+
+    def _reread(self) -> Keyring:
+        current = self.barrier.keyring
+        if self._settings is None:
+            return current
+        self._read_at = time.monotonic()
+        try:
+            fresh = load_keyring(self._settings)
+            check_keyring(fresh, current.kcvs(), root_id=current.root.key_id)
+        except MasterKeyError as exc:
+            if str(exc) != self._last_error:
+                log.warning("master key set not reloaded, keeping the one loaded: %s", exc)
+                self._last_error = str(exc)
+            return current
+        return fresh
+
+    def _use(self, keyring: Keyring) -> None:
+        active = self._active if self._active and keyring.get(self._active) else None
+        active = active or self.barrier.keyring.active.key_id
+        if keyring.get(active) is None:
+            active = keyring.active.key_id
+        current = self.barrier.keyring
+        if keyring.key_ids == current.key_ids and active == current.active.key_id:
+            return
+        self.barrier = Barrier(Keyring(keyring.keys, active_id=active))
+        log.info("master keys held: %s; sealing under %s", ", ".join(keyring.key_ids), active)

@@ -24,7 +24,8 @@ from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.pipeline import Pipeline
 from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
-from vaultgate.server.keys_at_rest import check_against_database, load_keyring
+from vaultgate.server.fleet.heartbeat import Heartbeat, node_id
+from vaultgate.server.keys_at_rest import NodeKeys, check_against_database, load_keyring
 from vaultgate.server.observability.tracing import Tracing
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
@@ -59,6 +60,7 @@ class Runtime:
     key_controls: KeyControls
     changes: Changes = field(default_factory=Changes)
     tracing: Tracing | None = None  # set when VAULTGATE_OTLP_ENDPOINT is
+    heartbeat: Heartbeat | None = None
 
     @classmethod
     def build(
@@ -85,7 +87,7 @@ class Runtime:
             sink,
             clock,
             cache,
-            reload_barrier=lambda: Barrier(load_keyring(settings)),
+            keys=NodeKeys(settings, barrier),
         )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
@@ -114,6 +116,7 @@ class Runtime:
                 if settings.otlp_endpoint
                 else None
             ),
+            heartbeat=Heartbeat(engine, node_id(settings.node_name), secrets.keys.refresh),
         )
 
     @functools.cached_property
@@ -143,6 +146,8 @@ class Runtime:
 
     async def start(self) -> None:
         self.changes.start(self.engine)
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         _ = self.approvals  # built once, before any request thread could race to build two
         self.audit.start()
         await self.upstream.start()
@@ -150,6 +155,8 @@ class Runtime:
     async def close(self) -> None:
         await self.upstream.close()
         self.audit.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.changes.stop()
         if self.tracing is not None:
             self.tracing.shutdown()  # exports what the batch still holds

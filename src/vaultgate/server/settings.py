@@ -7,6 +7,7 @@ so tests hand in a dict instead of patching ``os.environ``.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +60,8 @@ class Settings:
     # Traces (observability/tracing.py): off unless an OTLP/HTTP endpoint is given.
     otlp_endpoint: str | None = None
     otel_service_name: str = "vaultgate"
+    # How this node names itself in the fleet's heartbeat rows (fleet/heartbeat.py).
+    node_name: str = field(default_factory=socket.gethostname)
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -152,6 +155,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
         otlp_endpoint=_otlp_endpoint(env.get("VAULTGATE_OTLP_ENDPOINT") or ""),
         otel_service_name=env.get("VAULTGATE_OTEL_SERVICE_NAME") or "vaultgate",
+        node_name=env.get("VAULTGATE_NODE_NAME") or socket.gethostname(),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):
@@ -171,7 +175,7 @@ _PROXY_INTS: tuple[str, ...] = (
     "max_inflight_per_grant",
     "max_connections",
 )
-_PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout")
+_PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout", "cache_ttl")
 
 
 def proxy_limits(env: Mapping[str, str]) -> dict[str, Any]:

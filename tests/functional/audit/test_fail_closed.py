@@ -9,6 +9,7 @@ a PostgreSQL database that refuses connections.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,11 +132,17 @@ async def test_a_full_sqlite_database_refuses_every_mode_then_recovers(
 def _allow_connections(dbname: str, allowed: bool) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-        if not allowed:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (dbname,),
-            )
+        if allowed:
+            return
+        # pg_terminate_backend only signals: a session may still answer a query for a moment,
+        # so the test waits until none of the database's sessions is left.
+        deadline = time.monotonic() + 60
+        while admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (dbname,),
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "sessions of the database never ended"
+            time.sleep(0.05)
 
 
 @pytest.mark.postgres
@@ -143,7 +150,11 @@ async def test_postgresql_made_unavailable_refuses_every_mode_then_recovers(
     pg_url: str, tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dbname = pg_url.rsplit("/", 1)[1]
-    with run_vault_on(tmp_path / "data", database_url=pg_url) as (vault, _):
+    # The warm grant and key must stay cached through the whole outage (the calls below take
+    # longer than the default 2 s lifetime on a busy machine), so that what is refused is the
+    # audit write itself, not a read of something that expired meanwhile.
+    ttl = {"VAULTGATE_CACHE_TTL": "600"}
+    with run_vault_on(tmp_path / "data", database_url=pg_url, extra_env=ttl) as (vault, _):
         monkeypatch.setenv("ALTER_BASE_URL", vault.base_url)
         tenant = Tenant.create(vault)
         grant = _store(tenant, upstream)

@@ -77,12 +77,17 @@ def init_vault(data_dir: Path, database_url: str | None) -> dict[str, Any]:
 
 
 def start_node(
-    data_dir: Path, init: dict[str, Any], database_url: str | None, workers: int
+    data_dir: Path,
+    init: dict[str, Any],
+    database_url: str | None,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Node:
     port = free_port()
     env = {
         "VAULTGATE_DATA_DIR": str(data_dir),
         "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
+        **(extra_env or {}),
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url
@@ -99,7 +104,10 @@ def start_node(
     node = Node(vault, proc)
     node._reader = threading.Thread(target=node.read_log, daemon=True)
     node._reader.start()
-    node.wait_for_log("started (pid", count=workers)
+    if workers > 1:
+        node.wait_for_log("started (pid", count=workers)
+    else:  # one process serves itself: no supervisor to log its workers
+        node.wait_for_log("serving on")
     _wait_ready(node)
     return node
 

@@ -9,6 +9,7 @@ from vaultgate.server.crypto.envelope import (
     Barrier,
     Sealed,
     aad_for,
+    wrapping_key_id,
 )
 from vaultgate.server.crypto.errors import DecryptionError, MasterKeyError
 from vaultgate.server.crypto.keyring import Keyring, MasterKey, check_keyring, kcv
@@ -36,4 +37,5 @@ __all__ = [
     "aad_for",
     "check_keyring",
     "kcv",
+    "wrapping_key_id",
 ]

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vaultgate.server.crypto import aead
+from vaultgate.server.crypto.errors import DecryptionError
 from vaultgate.server.crypto.keyring import Keyring
 
 # Domain separation: the same context never means the same AAD for the two layers.
@@ -52,6 +53,15 @@ class Sealed:
             f"ciphertext=<{len(self.ciphertext)} bytes>, "
             f"wrapped_key=<{len(self.wrapped_key)} bytes>)"
         )
+
+
+def wrapping_key_id(sealed: Sealed) -> str | None:
+    """The master key a sealed version's data key is wrapped under, from the wrapped key's own
+    header (unauthenticated until opened); None when the blob is malformed (opening says so)."""
+    try:
+        return aead.key_id_of(sealed.wrapped_key)
+    except DecryptionError:
+        return None
 
 
 def aad_for(app_id: str, secret_id: str, version: int) -> bytes:

@@ -110,8 +110,12 @@ class FileKeyProvider:
         return keyring
 
     @classmethod
-    def add_key(cls, path: str | os.PathLike[str], *, now: datetime | None = None) -> MasterKey:
-        """Append a new key and make it active; the old keys stay so old data still opens.
+    def add_key(
+        cls, path: str | os.PathLike[str], *, now: datetime | None = None, activate: bool = True
+    ) -> MasterKey:
+        """Append a new key (active unless ``activate=False``); the old keys stay, so old data
+        still opens. A staged key (not active) waits for ``master-key rewrap`` to become the
+        fleet's active key, so no node seals under it before every node holds it.
 
         Run from one process at a time (the CLI): two concurrent calls could lose one key.
         """
@@ -120,7 +124,8 @@ class FileKeyProvider:
         key = MasterKey.generate(created_at=now or datetime.now(UTC))
         while old.get(key.key_id) is not None:  # a 32-bit id can collide, however rarely
             key = MasterKey.generate(created_at=key.created_at)
-        _write_private(target, _dump_key_file(Keyring([*old.keys, key], key.key_id)), replace=True)
+        active = key.key_id if activate else old.active.key_id
+        _write_private(target, _dump_key_file(Keyring([*old.keys, key], active)), replace=True)
         return key
 
 

@@ -29,7 +29,14 @@ from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.hygiene import check_request
 from vaultgate.server.egress.refusals import host_refusal
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
-from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
+from vaultgate.server.errors import (
+    Forbidden,
+    MasterKeyUnavailable,
+    NotFound,
+    Unavailable,
+    Unprocessable,
+    VaultError,
+)
 from vaultgate.server.fleet.admission import Admission, StaleView
 from vaultgate.server.observability.metrics import DECISION_SECONDS
 from vaultgate.server.observability.tracing import span
@@ -152,6 +159,7 @@ class Pipeline:
             DECISION_SECONDS.observe(time.perf_counter() - started)
         # A call that waits for people stops here, before any use: its handler holds it.
         check_hold(grant.policies, use.method, use.target.path)
+        await self._require_master_key(use, grant, now)
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
         with span("vaultgate.audit.commit"):
             await self._audit.record(event, self._admission(use, grant, now))
@@ -179,6 +187,25 @@ class Pipeline:
         if fresh is None or fresh.revoked or fresh.secret_version <= grant.secret_version:
             raise Forbidden("this grant has been revoked", code="grant_revoked") from None
         return fresh, await anyio.to_thread.run_sync(self._open_version, fresh)
+
+    async def _require_master_key(
+        self, use: UseRequest, grant: GrantContext, now: datetime
+    ) -> None:
+        """Refuse, before the use record, a version this node cannot unwrap (a failure, audited
+        as such, never an allowed use). The read it makes is the one `_open` then finds cached."""
+        check = functools.partial(
+            self._secrets.require_master_key, grant.secret_id, grant.secret_version
+        )
+        try:
+            if self._secrets.is_cached(grant.secret_id, grant.secret_version):
+                check()
+            else:
+                await anyio.to_thread.run_sync(check)
+        except MasterKeyUnavailable as exc:
+            self._audit.submit(self._event(use, grant, now, "grant:deny", "error", exc.code))
+            raise
+        except NotFound:
+            pass  # a rotation destroyed this version meanwhile: `_open` takes the new one
 
     def _open_version(self, grant: GrantContext) -> Credential:
         return self._secrets.open(

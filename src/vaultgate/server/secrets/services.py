@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -18,8 +17,9 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
-from vaultgate.server.crypto import Barrier, DecryptionError, Sealed, aad_for
-from vaultgate.server.errors import Conflict, NotFound
+from vaultgate.server.crypto import Barrier, Sealed, aad_for, wrapping_key_id
+from vaultgate.server.errors import Conflict, MasterKeyUnavailable, NotFound
+from vaultgate.server.keys_at_rest import NodeKeys
 from vaultgate.server.policy import parse_policy
 from vaultgate.server.providers import Catalogue
 from vaultgate.server.secrets.cache import GrantCache
@@ -47,15 +47,15 @@ class SecretService:
         audit: AuditSink,
         clock: Clock,
         cache: GrantCache,
-        reload_barrier: Callable[[], Barrier] | None = None,
+        keys: NodeKeys | None = None,
     ) -> None:
         self._engine = engine
-        self._barrier = barrier
+        # The key set may grow while the node runs (fleet.heartbeat); read it through here.
+        self.keys = keys or NodeKeys(None, barrier)
         self._catalogue = catalogue
         self._audit = audit
         self._clock = clock
         self._cache = cache
-        self._reload = reload_barrier
 
     def create(self, body: SecretCreate, actor: Actor) -> dict[str, Any]:
         provider = provider_of(body, self._catalogue)
@@ -128,7 +128,7 @@ class SecretService:
     def _insert_version(
         self, conn: Connection, secret_id: str, app_id: str, version: int, credential: Credential
     ) -> None:
-        sealed = self._barrier.seal_secret(
+        sealed = self.keys.barrier.seal_secret(
             to_plaintext(credential), aad=aad_for(app_id, secret_id, version)
         )
         conn.execute(
@@ -246,18 +246,30 @@ class SecretService:
 
     def open(self, app_id: str, secret_id: str, version: int, ctype: CredentialType) -> Credential:
         """The plaintext of one version, for the request about to use it."""
+        sealed = self.require_master_key(secret_id, version)
         aad = aad_for(app_id, secret_id, version)
-        try:
-            plaintext = self._barrier.open_secret(self._sealed(secret_id, version), aad=aad)
-        except DecryptionError:
-            # `vaultgate master-key rotate` may have re-wrapped this data key under a master key
-            # added after this node started: reload the key set once and try again.
-            if self._reload is None:
-                raise
-            self._cache.invalidate_secret(secret_id)
-            self._barrier = self._reload()
-            plaintext = self._barrier.open_secret(self._sealed(secret_id, version), aad=aad)
-        return from_plaintext(ctype, plaintext)
+        return from_plaintext(ctype, self.keys.barrier.open_secret(sealed, aad=aad))
+
+    def require_master_key(self, secret_id: str, version: int) -> Sealed:
+        """The sealed version, once this node holds the master key wrapping it.
+
+        A re-wrap may have moved the data key to a master key this node has not been given:
+        that is this node's state, not the client's fault nor a bug, so it answers 503
+        ``master_key_unavailable`` and leaves every cache as it is (other grants and secrets
+        still open here). The key set is re-read first, in case the key just arrived.
+        """
+        sealed = self._sealed(secret_id, version)
+        key_id = wrapping_key_id(sealed)
+        if key_id is not None and not self.keys.holds(key_id) and not self.keys.reload_for(key_id):
+            log.error(
+                "master key %s is not held by this node; secret %s version %d is wrapped under "
+                "it (give this node the key file with it)",
+                key_id,
+                secret_id,
+                version,
+            )
+            raise MasterKeyUnavailable(key_id)
+        return sealed
 
     def _sealed(self, secret_id: str, version: int) -> Sealed:
         with store_reads():

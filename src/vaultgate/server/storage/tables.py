@@ -290,3 +290,13 @@ key_controls = sa.Table(
     sa.Column("grace_until", UTCDateTime, nullable=True),
     sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
 )
+
+# One row per live node process (fleet/heartbeat.py): which master keys it holds, when it last
+# said so. Re-wrapping refuses to start while a node seen within the liveness bound lacks the key.
+fleet_nodes = sa.Table(
+    "fleet_nodes",
+    metadata,
+    sa.Column("node_id", sa.String(200), primary_key=True),  # "<VAULTGATE_NODE_NAME>/<pid>"
+    sa.Column("key_ids", sa.JSON, nullable=False),  # the master key ids this node can unwrap with
+    sa.Column("last_seen", sa.Double, nullable=False),  # epoch seconds, the node's clock
+)

@@ -28,6 +28,7 @@ def test_all_is_sorted_and_complete() -> None:
         "aad_for",
         "check_keyring",
         "kcv",
+        "wrapping_key_id",
     }
     for name in crypto.__all__:
         assert getattr(crypto, name) is not None
