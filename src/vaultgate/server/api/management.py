@@ -144,6 +144,7 @@ class AuditFilters:
     run_id: str | None = None
     thread_id: str | None = None
     tool: str | None = None
+    agent: str | None = None  # the verified managed agent's name
 
 
 AuditQuery = Annotated[AuditFilters, Depends()]

@@ -23,11 +23,16 @@ from sqlalchemy.exc import DBAPIError
 from vaultgate.server.api.sdk_unserved import route_of
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.scopes import (
+    AGENT_KEY_SCOPES,
+    AGENT_ME,
+    AGENT_MINTING,
     ALL_SCOPES,
     NEVER_DERIVED,
     ROUTE_SCOPES,
     SCOPE_VERSION,
+    holds,
     insufficient,
+    insufficient_for,
     parse_scopes,
 )
 from vaultgate.server.auth.services import Actor, KeyService
@@ -63,6 +68,17 @@ def _networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]
         ) from None
 
 
+def _check_agent(principal: Principal) -> None:
+    """A suspended agent's keys are refused (the client's AgentInactiveError)."""
+    if principal.agent_status == "inactive":
+        raise Unauthenticated(
+            f"agent {principal.agent_name!r} is suspended; resume it to use its keys",
+            code="agent_inactive",
+        )
+    if principal.agent_status != "active":
+        raise Unauthenticated(f"agent {principal.agent_name!r} is deleted", code="agent_revoked")
+
+
 def _within(child: Network, parents: tuple[Network, ...]) -> bool:
     return any(
         child.version == p.version and child.subnet_of(p)  # type: ignore[arg-type]
@@ -81,22 +97,42 @@ class KeyControls:
     # --- the request path ---------------------------------------------------------------------
     def enforce(self, principal: Principal, method: str, path: str, client_ip: str | None) -> bool:
         """Refuse what the key may not do on this route; True when the key is deprecated."""
-        required = ROUTE_SCOPES.get((method, path))
-        if required is None and (known := route_of(method, path)) is not None:
-            required = ROUTE_SCOPES.get((method, known[0]))
-        return self.enforce_scope(principal, required, client_ip)
+        route = (method, path)
+        if route not in ROUTE_SCOPES and (known := route_of(method, path)) is not None:
+            route = (method, known[0])
+        if principal.agent_id is not None and route in AGENT_MINTING:
+            raise Forbidden(
+                "an agent's key cannot create agents or agent keys; use the app's key",
+                code="agent_cannot_mint_subagents",
+            )
+        return self.enforce_scope(
+            principal, ROUTE_SCOPES.get(route), client_ip, self_check=route == AGENT_ME
+        )
 
     def enforce_scope(
-        self, principal: Principal, required: str | None, client_ip: str | None
+        self,
+        principal: Principal,
+        required: str | None,
+        client_ip: str | None,
+        *,
+        self_check: bool = False,
     ) -> bool:
-        """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``)."""
+        """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``).
+
+        ``self_check``: ``Agent.me()``, which a suspended agent may still call to see why."""
+        if principal.agent_id is not None and not self_check:
+            _check_agent(principal)
         controls = self._controls(principal.key_id)
         if controls is not None:
             self._check_standing(controls, client_ip)
-        granted = ALL_SCOPES if controls is None else controls.scopes
-        if required is not None and required not in granted:
-            raise insufficient([required], granted)
-        return controls is not None and controls.deprecated_at is not None
+        if controls is not None:
+            granted = controls.scopes
+        else:
+            granted = ALL_SCOPES if principal.agent_id is None else AGENT_KEY_SCOPES
+        if required is not None and not holds(required, granted):
+            raise insufficient_for(required, granted)
+        deprecated = controls is not None and controls.deprecated_at is not None
+        return deprecated or principal.key_deprecated
 
     def _check_standing(self, controls: Controls, client_ip: str | None) -> None:
         if controls.ancestor_revoked:
