@@ -10,6 +10,7 @@ and every answer it gets carries ``X-Alter-Key-Deprecated: true``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -37,7 +38,16 @@ from vaultgate.server.auth.scopes import (
 )
 from vaultgate.server.auth.services import Actor, KeyService
 from vaultgate.server.clock import Clock
-from vaultgate.server.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from vaultgate.server.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    Unprocessable,
+)
+from vaultgate.server.policy.models import RateLimit
+from vaultgate.server.policy.ratelimit import RateLimiter
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
@@ -55,9 +65,10 @@ class Controls:
     grace_until: datetime | None
     parent_key_id: str | None
     ancestor_revoked: bool
+    rate_limit_rpm: int | None = None
 
 
-def _networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
+def parse_networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
     if not isinstance(raw, list) or not raw or len(raw) > 64:
         raise Unprocessable(f"{field}: must be a list of 1 to 64 CIDRs", field=field)
     try:
@@ -93,6 +104,8 @@ class KeyControls:
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, Controls | None]] = {}
+        # Per key and per process (each worker counts its own share; see the README).
+        self._rates = RateLimiter()
 
     # --- the request path ---------------------------------------------------------------------
     def enforce(self, principal: Principal, method: str, path: str, client_ip: str | None) -> bool:
@@ -125,6 +138,8 @@ class KeyControls:
         controls = self._controls(principal.key_id)
         if controls is not None:
             self._check_standing(controls, client_ip)
+            if controls.rate_limit_rpm is not None:
+                self._spend(principal.key_id, controls.rate_limit_rpm)
         if controls is not None:
             granted = controls.scopes
         else:
@@ -133,6 +148,15 @@ class KeyControls:
             raise insufficient_for(required, granted)
         deprecated = controls is not None and controls.deprecated_at is not None
         return deprecated or principal.key_deprecated
+
+    def _spend(self, key_id: str, rpm: int) -> None:
+        state = self._rates.check(key_id, _per_minute(rpm), time.monotonic())
+        if not state.allowed:
+            raise RateLimited(
+                f"this key's rate limit of {rpm} requests per minute is exceeded",
+                retry_after=state.retry_after_seconds,
+                extra={"scope": "key", "limit": rpm, "window_seconds": 60},
+            )
 
     def _check_standing(self, controls: Controls, client_ip: str | None) -> None:
         if controls.ancestor_revoked:
@@ -187,11 +211,12 @@ class KeyControls:
         return Controls(
             key_type=row["key_type"],
             scopes=frozenset(row["scopes"]),
-            cidrs=None if cidrs is None else _networks(cidrs),
+            cidrs=None if cidrs is None else parse_networks(cidrs),
             deprecated_at=row["deprecated_at"],
             grace_until=row["grace_until"],
             parent_key_id=row["parent_key_id"],
             ancestor_revoked=revoked,
+            rate_limit_rpm=row["rate_limit_rpm"],
         )
 
     # --- keys.derive --------------------------------------------------------------------------
@@ -216,6 +241,7 @@ class KeyControls:
             "cidr_allowlist": None if cidrs is None else [str(c) for c in cidrs],
             "deprecated_at": None,
             "grace_until": None,
+            "rate_limit_rpm": None if parent is None else parent.rate_limit_rpm,
         }
         return self._mint(principal.app_id, name, expires_at, controls, actor)
 
@@ -238,7 +264,7 @@ class KeyControls:
         inherited = None if parent is None else parent.cidrs
         if raw is None:
             return inherited
-        wanted = _networks(raw)
+        wanted = parse_networks(raw)
         if inherited is not None and not all(_within(c, inherited) for c in wanted):
             raise Unprocessable(
                 "cidr_allowlist: includes a network outside the parent key's allow-list",
@@ -282,6 +308,7 @@ class KeyControls:
             "cidr_allowlist": None
             if old is None or old.cidrs is None
             else [str(c) for c in old.cidrs],
+            "rate_limit_rpm": None if old is None else old.rate_limit_rpm,
         }
         retire = {"deprecated_at": now, "grace_until": now + timedelta(days=overlap_days)}
         minted = self._mint(
@@ -352,6 +379,11 @@ class KeyControls:
         return found
 
 
+@functools.lru_cache(maxsize=256)
+def _per_minute(rpm: int) -> RateLimit:
+    return RateLimit(requests=rpm, per_seconds=60)  # built once per rate, not per request
+
+
 def _row(conn: sa.Connection, key_id: str) -> dict[str, Any] | None:
     query = sa.select(t.key_controls).where(t.key_controls.c.key_id == key_id)
     row = conn.execute(query).mappings().first()
@@ -373,9 +405,9 @@ def _public(meta: dict[str, Any], controls: dict[str, Any] | None) -> dict[str, 
         "scopes": sorted(c.get("scopes", ALL_SCOPES)),
         "scope_version": SCOPE_VERSION,
         "cidr_allowlist": c.get("cidr_allowlist"),
-        "rate_limit_rpm": None,
-        "effective_rate_limit_rpm": None,
-        "rate_limit_source": None,
+        "rate_limit_rpm": c.get("rate_limit_rpm"),
+        "effective_rate_limit_rpm": c.get("rate_limit_rpm"),
+        "rate_limit_source": "key" if c.get("rate_limit_rpm") is not None else None,
         "expires_at": iso(meta["expires_at"]),
         "deprecated_at": iso(c.get("deprecated_at")),
         "revoked_at": iso(meta.get("revoked_at")),
