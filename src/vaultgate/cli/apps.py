@@ -46,6 +46,21 @@ def keys() -> None:
 @click.argument("app_id")
 @click.option("--name", required=True, help="A name to tell the key by.")
 @expiry_options
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Limit the key to this scope (repeat; e.g. proxy:execute). Default: every scope.",
+)
+@click.option(
+    "--cidr", "cidrs", multiple=True, help="Accept the key only from this network (repeat)."
+)
+@click.option(
+    "--rate-limit-rpm",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many requests per minute with the key.",
+)
 @json_option
 @click.pass_context
 def keys_create(
@@ -54,10 +69,19 @@ def keys_create(
     name: str,
     expires_at: str | None,
     expires_in: int | None,
+    scopes: tuple[str, ...],
+    cidrs: tuple[str, ...],
+    rate_limit_rpm: int | None,
     as_json: bool,
 ) -> None:
     """Create an app key (alter_key_...); it is printed once, store it now."""
     body: dict[str, Any] = {"name": name, **expiry_body(expires_at, expires_in)}
+    if scopes:
+        body["scopes"] = list(scopes)
+    if cidrs:
+        body["cidr_allowlist"] = list(cidrs)
+    if rate_limit_rpm is not None:
+        body["rate_limit_rpm"] = rate_limit_rpm
     emit(api(ctx).call("POST", f"/v1/apps/{app_id}/keys", json=body), as_json=as_json)
 
 
@@ -70,7 +94,17 @@ def keys_list(ctx: click.Context, app_id: str, as_json: bool) -> None:
     emit(
         api(ctx).call("GET", f"/v1/apps/{app_id}/keys")["items"],
         as_json=as_json,
-        columns=["id", "name", "hint", "created_at", "expires_at", "revoked_at"],
+        columns=[
+            "id",
+            "name",
+            "hint",
+            "scopes",
+            "cidr_allowlist",
+            "rate_limit_rpm",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+        ],
     )
 
 

@@ -15,6 +15,7 @@ from vaultgate.server.api import (
     management,
     proxy,
     sdk,
+    sdk_agents,
     sdk_approvals,
     sdk_grants,
     sdk_keys,
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(approvals.router)
     app.include_router(sdk_approvals.router)
     app.include_router(sdk_keys.router)
+    app.include_router(sdk_agents.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from vaultgate.server.agents.services import AgentService
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.key_controls import KeyControls
@@ -58,6 +59,7 @@ class Runtime:
     timeouts: UpstreamTimeouts
     guard: AddressGuard
     key_controls: KeyControls
+    agents: AgentService
     changes: Changes = field(default_factory=Changes)
     tracing: Tracing | None = None  # set when VAULTGATE_OTLP_ENDPOINT is
     heartbeat: Heartbeat | None = None
@@ -110,6 +112,7 @@ class Runtime:
             timeouts=UpstreamTimeouts.from_settings(settings),
             guard=guard,
             key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
+            agents=AgentService(engine, keys, sink, clock),
             changes=changes,
             tracing=(
                 Tracing(settings.otlp_endpoint, service_name=settings.otel_service_name)

@@ -19,7 +19,7 @@ from alter_sdk.models import APIKeyInfo, MintedKey, ScopeCatalog
 from support import Upstream
 from support.injection import Tenant
 from vaultgate.injection.signing import sign_request
-from vaultgate.server.auth.scopes import ALL_SCOPES, NEVER_DERIVED, ROUTE_SCOPES
+from vaultgate.server.auth.scopes import ALL_SCOPES, ANY_OF, NEVER_DERIVED, ROUTE_SCOPES
 
 TOKEN = "canary-keys-Rz40"
 DERIVABLE = sorted(ALL_SCOPES - NEVER_DERIVED)
@@ -175,14 +175,30 @@ async def test_each_scoped_route_refuses_a_key_without_its_scope(
     tenant: Tenant, method: str, route: str
 ) -> None:
     needed = ROUTE_SCOPES[(method, route)]
+    # A route that takes any one of several scopes is refused only to a key with none of them.
+    alternatives = sorted(ANY_OF.get(needed, {needed}))
     async with alter_sdk.App(api_key=tenant.key) as app:
-        child = await app.keys.derive(scopes=[s for s in DERIVABLE if s != needed], expires_in=600)
+        child = await app.keys.derive(
+            scopes=[s for s in DERIVABLE if s not in alternatives], expires_in=600
+        )
     path = re.sub(r"\{[a-z_]+\}", lambda _: str(uuid.uuid4()), route)
-    body = b"{}" if method == "POST" else b""
+    body = b"{}" if method in ("POST", "PATCH") else b""
     answer = signed(child.api_key, tenant.vault.base_url, method, path, body)
     assert answer.status_code == 403, answer.text
     detail = answer.json()["detail"]
-    assert (detail["error"], detail["missing"]) == ("insufficient_scope", [needed])
+    assert (detail["error"], detail["missing"]) == ("insufficient_scope", alternatives)
+    assert detail["required_any_of"] is (len(alternatives) > 1)
+
+
+async def test_an_approval_poll_takes_approvals_read_or_proxy_execute(tenant: Tenant) -> None:
+    path = f"/sdk/approvals/{uuid.uuid4()}"
+    async with alter_sdk.App(api_key=tenant.key) as app:
+        poller = await app.keys.derive(scopes=["approvals:read"], expires_in=600)
+        caller = await app.keys.derive(scopes=["proxy:execute"], expires_in=600)
+    for key in (poller.api_key, caller.api_key):
+        answer = signed(key, tenant.vault.base_url, "GET", path)
+        # Past the scope check: an approval that does not exist.
+        assert answer.status_code == 404, answer.text
 
 
 async def test_the_transparent_proxy_needs_proxy_execute_too(

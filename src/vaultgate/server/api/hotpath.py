@@ -80,7 +80,7 @@ class HotPaths:
         if scope["type"] == "websocket" and scope["path"].startswith("/proxy/"):
             await refuse_websocket(scope, receive, send)
             return
-        if scope["type"] == "http" and scope["path"].startswith("/sdk/"):
+        if scope["type"] == "http" and scope["path"].startswith(("/sdk/", "/proxy/")):
             send = _flag_deprecated_key(scope, send)
         handler = _route(scope) if scope["type"] == "http" else None
         if handler is None:

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from vaultgate.server.api.deps import AdminActor, Rt
 from vaultgate.server.audit import queries, tabular
+from vaultgate.server.auth import app_keys
 from vaultgate.server.auth.services import parse_expiry
 from vaultgate.server.secrets.models import (
     AppCreate,
@@ -46,15 +47,13 @@ def get_app(app_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
 @router.post("/apps/{app_id}/keys", status_code=201)
 def create_key(app_id: str, body: KeyCreate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
     expires_at = parse_expiry(body.expires_at, rt.clock())
-    plaintext, meta = rt.keys.create_key(
-        "app", body.name, actor, app_id=app_id, expires_at=expires_at
-    )
-    return {**meta, "api_key": plaintext}
+    limits = body.model_dump(include=set(app_keys.LIMITS))
+    return app_keys.create_app_key(rt.keys, app_id, body.name, expires_at, limits, actor)
 
 
 @router.get("/apps/{app_id}/keys")
 def list_keys(app_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
-    return {"items": rt.keys.list_keys(app_id)}
+    return {"items": app_keys.list_app_keys(rt.engine, rt.keys, app_id)}
 
 
 @router.post("/admin-keys", status_code=201)
@@ -144,6 +143,7 @@ class AuditFilters:
     run_id: str | None = None
     thread_id: str | None = None
     tool: str | None = None
+    agent: str | None = None  # the verified managed agent's name
 
 
 AuditQuery = Annotated[AuditFilters, Depends()]

@@ -19,6 +19,7 @@ from vaultgate.server.api.errors import vault_error_response
 from vaultgate.server.api.forward import admit, failure_code, inject, target_of
 from vaultgate.server.api.held import held_response
 from vaultgate.server.api.limits import WEBSOCKET_REFUSAL
+from vaultgate.server.api.sdk import DEPRECATED_KEY
 from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
@@ -131,7 +132,8 @@ async def _handle(request: Request) -> Response:
     target = target_of(_upstream_url(request, headers, grant))
     use = _use(rt, request, headers, principal, grant_id, target)
     # A derived key may use the transparent proxy only with the scope proxy mode needs.
-    rt.key_controls.enforce_scope(principal, "proxy:execute", use.client_ip)
+    if rt.key_controls.enforce_scope(principal, "proxy:execute", use.client_ip):
+        request.scope[DEPRECATED_KEY] = True  # HotPaths adds X-Alter-Key-Deprecated
     await admit(rt, request.scope, use)
     try:
         auth = await rt.pipeline.authorize(use)

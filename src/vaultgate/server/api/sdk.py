@@ -28,7 +28,7 @@ from vaultgate.server.audit.context import parse_context
 from vaultgate.server.audit.events import AuditEvent, new_id
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.sdk import signed_nonce
-from vaultgate.server.egress.pipeline import UseRequest
+from vaultgate.server.egress.pipeline import UseRequest, use_details
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
 from vaultgate.server.fleet.admission import Admission
@@ -251,9 +251,9 @@ async def proxy(request: Request) -> Response:
     return _json(result, headers={"X-Request-ID": use.request_id})
 
 
-def _report_details(headers: dict[str, str]) -> dict[str, Any]:
+def _report_details(headers: dict[str, str], principal: Principal) -> dict[str, Any]:
     context = parse_context(headers.get(CONTEXT_HEADER))
-    return {"reported_by": "sdk", **({"context": context} if context else {})}
+    return {"reported_by": "sdk", **(use_details(principal, context) or {})}
 
 
 @router.post("/oauth/audit/api-call")
@@ -284,7 +284,7 @@ async def audit_api_call(request: Request) -> Response:
         mode="retrieve",
         upstream_status=status if isinstance(status, int) else None,
         latency_ms=latency if isinstance(latency, int) else None,
-        details=_report_details(headers),
+        details=_report_details(headers, principal),
     )
     # A replayed report is refused like a replayed use: one capture, one record.
     admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))

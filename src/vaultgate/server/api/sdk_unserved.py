@@ -47,6 +47,8 @@ CLIENT_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/sdk/keys/{key_id}/rotate", "keys.rotate()"),
     ("DELETE", "/sdk/keys/{key_id}", "keys.revoke()"),
     ("GET", "/sdk/scopes", "scopes.list()"),
+    ("GET", "/sdk/approvals/{approval_id}", "get_approval_status() / await_approval()"),
+    ("GET", "/sdk/approvals/{approval_id}/result", "await_approval()"),
     ("POST", "/sdk/spans", "spans.emit()"),
     ("GET", "/sdk/provider-specs", "provider_specs.list()"),
     ("GET", "/sdk/provider-specs/{kind}/{provider_id}", "provider_specs.get()"),

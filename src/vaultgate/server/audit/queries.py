@@ -70,6 +70,7 @@ def _filters(
     run_id: str | None = None,
     thread_id: str | None = None,
     tool: str | None = None,
+    agent: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses for the public filters: ``since`` inclusive, ``until`` exclusive."""
     if outcome is not None and outcome not in OUTCOMES:
@@ -94,6 +95,8 @@ def _filters(
         for key, value in context.items()
         if value is not None
     )
+    if agent is not None:  # the verified agent (its key's), never the asserted caller
+        clauses.append(col.details["agent"]["name"].as_string() == agent)
     if (start := _aware(since, "since")) is not None:
         clauses.append(col.ts >= start)
     if (end := _aware(until, "until")) is not None:
@@ -114,6 +117,7 @@ def list_events(
     run_id: str | None = None,
     thread_id: str | None = None,
     tool: str | None = None,
+    agent: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -131,6 +135,7 @@ def list_events(
         run_id=run_id,
         thread_id=thread_id,
         tool=tool,
+        agent=agent,
     )
     if cursor is not None:
         clauses.append(audit_events.c.seq < decode_cursor(cursor))

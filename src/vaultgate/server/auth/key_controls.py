@@ -10,6 +10,7 @@ and every answer it gets carries ``X-Alter-Key-Deprecated: true``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -23,16 +24,30 @@ from sqlalchemy.exc import DBAPIError
 from vaultgate.server.api.sdk_unserved import route_of
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.scopes import (
+    AGENT_KEY_SCOPES,
+    AGENT_ME,
+    AGENT_MINTING,
     ALL_SCOPES,
     NEVER_DERIVED,
     ROUTE_SCOPES,
     SCOPE_VERSION,
+    holds,
     insufficient,
+    insufficient_for,
     parse_scopes,
 )
 from vaultgate.server.auth.services import Actor, KeyService
 from vaultgate.server.clock import Clock
-from vaultgate.server.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from vaultgate.server.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    Unprocessable,
+)
+from vaultgate.server.policy.models import RateLimit
+from vaultgate.server.policy.ratelimit import RateLimiter
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
@@ -50,9 +65,10 @@ class Controls:
     grace_until: datetime | None
     parent_key_id: str | None
     ancestor_revoked: bool
+    rate_limit_rpm: int | None = None
 
 
-def _networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
+def parse_networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
     if not isinstance(raw, list) or not raw or len(raw) > 64:
         raise Unprocessable(f"{field}: must be a list of 1 to 64 CIDRs", field=field)
     try:
@@ -61,6 +77,17 @@ def _networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]
         raise Unprocessable(
             f"{field}: entries must be CIDRs such as 10.0.0.0/8", field=field
         ) from None
+
+
+def _check_agent(principal: Principal) -> None:
+    """A suspended agent's keys are refused (the client's AgentInactiveError)."""
+    if principal.agent_status == "inactive":
+        raise Unauthenticated(
+            f"agent {principal.agent_name!r} is suspended; resume it to use its keys",
+            code="agent_inactive",
+        )
+    if principal.agent_status != "active":
+        raise Unauthenticated(f"agent {principal.agent_name!r} is deleted", code="agent_revoked")
 
 
 def _within(child: Network, parents: tuple[Network, ...]) -> bool:
@@ -77,26 +104,59 @@ class KeyControls:
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, Controls | None]] = {}
+        # Per key and per process (each worker counts its own share; see the README).
+        self._rates = RateLimiter()
 
     # --- the request path ---------------------------------------------------------------------
     def enforce(self, principal: Principal, method: str, path: str, client_ip: str | None) -> bool:
         """Refuse what the key may not do on this route; True when the key is deprecated."""
-        required = ROUTE_SCOPES.get((method, path))
-        if required is None and (known := route_of(method, path)) is not None:
-            required = ROUTE_SCOPES.get((method, known[0]))
-        return self.enforce_scope(principal, required, client_ip)
+        route = (method, path)
+        if route not in ROUTE_SCOPES and (known := route_of(method, path)) is not None:
+            route = (method, known[0])
+        if principal.agent_id is not None and route in AGENT_MINTING:
+            raise Forbidden(
+                "an agent's key cannot create agents or agent keys; use the app's key",
+                code="agent_cannot_mint_subagents",
+            )
+        return self.enforce_scope(
+            principal, ROUTE_SCOPES.get(route), client_ip, self_check=route == AGENT_ME
+        )
 
     def enforce_scope(
-        self, principal: Principal, required: str | None, client_ip: str | None
+        self,
+        principal: Principal,
+        required: str | None,
+        client_ip: str | None,
+        *,
+        self_check: bool = False,
     ) -> bool:
-        """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``)."""
+        """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``).
+
+        ``self_check``: ``Agent.me()``, which a suspended agent may still call to see why."""
+        if principal.agent_id is not None and not self_check:
+            _check_agent(principal)
         controls = self._controls(principal.key_id)
         if controls is not None:
             self._check_standing(controls, client_ip)
-        granted = ALL_SCOPES if controls is None else controls.scopes
-        if required is not None and required not in granted:
-            raise insufficient([required], granted)
-        return controls is not None and controls.deprecated_at is not None
+            if controls.rate_limit_rpm is not None:
+                self._spend(principal.key_id, controls.rate_limit_rpm)
+        if controls is not None:
+            granted = controls.scopes
+        else:
+            granted = ALL_SCOPES if principal.agent_id is None else AGENT_KEY_SCOPES
+        if required is not None and not holds(required, granted):
+            raise insufficient_for(required, granted)
+        deprecated = controls is not None and controls.deprecated_at is not None
+        return deprecated or principal.key_deprecated
+
+    def _spend(self, key_id: str, rpm: int) -> None:
+        state = self._rates.check(key_id, _per_minute(rpm), time.monotonic())
+        if not state.allowed:
+            raise RateLimited(
+                f"this key's rate limit of {rpm} requests per minute is exceeded",
+                retry_after=state.retry_after_seconds,
+                extra={"scope": "key", "limit": rpm, "window_seconds": 60},
+            )
 
     def _check_standing(self, controls: Controls, client_ip: str | None) -> None:
         if controls.ancestor_revoked:
@@ -151,11 +211,12 @@ class KeyControls:
         return Controls(
             key_type=row["key_type"],
             scopes=frozenset(row["scopes"]),
-            cidrs=None if cidrs is None else _networks(cidrs),
+            cidrs=None if cidrs is None else parse_networks(cidrs),
             deprecated_at=row["deprecated_at"],
             grace_until=row["grace_until"],
             parent_key_id=row["parent_key_id"],
             ancestor_revoked=revoked,
+            rate_limit_rpm=row["rate_limit_rpm"],
         )
 
     # --- keys.derive --------------------------------------------------------------------------
@@ -180,6 +241,7 @@ class KeyControls:
             "cidr_allowlist": None if cidrs is None else [str(c) for c in cidrs],
             "deprecated_at": None,
             "grace_until": None,
+            "rate_limit_rpm": None if parent is None else parent.rate_limit_rpm,
         }
         return self._mint(principal.app_id, name, expires_at, controls, actor)
 
@@ -202,7 +264,7 @@ class KeyControls:
         inherited = None if parent is None else parent.cidrs
         if raw is None:
             return inherited
-        wanted = _networks(raw)
+        wanted = parse_networks(raw)
         if inherited is not None and not all(_within(c, inherited) for c in wanted):
             raise Unprocessable(
                 "cidr_allowlist: includes a network outside the parent key's allow-list",
@@ -246,6 +308,7 @@ class KeyControls:
             "cidr_allowlist": None
             if old is None or old.cidrs is None
             else [str(c) for c in old.cidrs],
+            "rate_limit_rpm": None if old is None else old.rate_limit_rpm,
         }
         retire = {"deprecated_at": now, "grace_until": now + timedelta(days=overlap_days)}
         minted = self._mint(
@@ -316,6 +379,11 @@ class KeyControls:
         return found
 
 
+@functools.lru_cache(maxsize=256)
+def _per_minute(rpm: int) -> RateLimit:
+    return RateLimit(requests=rpm, per_seconds=60)  # built once per rate, not per request
+
+
 def _row(conn: sa.Connection, key_id: str) -> dict[str, Any] | None:
     query = sa.select(t.key_controls).where(t.key_controls.c.key_id == key_id)
     row = conn.execute(query).mappings().first()
@@ -337,9 +405,9 @@ def _public(meta: dict[str, Any], controls: dict[str, Any] | None) -> dict[str, 
         "scopes": sorted(c.get("scopes", ALL_SCOPES)),
         "scope_version": SCOPE_VERSION,
         "cidr_allowlist": c.get("cidr_allowlist"),
-        "rate_limit_rpm": None,
-        "effective_rate_limit_rpm": None,
-        "rate_limit_source": None,
+        "rate_limit_rpm": c.get("rate_limit_rpm"),
+        "effective_rate_limit_rpm": c.get("rate_limit_rpm"),
+        "rate_limit_source": "key" if c.get("rate_limit_rpm") is not None else None,
         "expires_at": iso(meta["expires_at"]),
         "deprecated_at": iso(c.get("deprecated_at")),
         "revoked_at": iso(meta.get("revoked_at")),

@@ -59,6 +59,11 @@ class Principal:
     name: str
     expires_at: datetime | None
     generation: int = 0  # the change count its cache entry was loaded under (fleet.changes)
+    # A managed agent's key: the agent it verifiably belongs to (never the caller's own claim).
+    agent_id: str | None = None
+    agent_name: str | None = None
+    agent_status: str | None = None  # active / inactive / revoked
+    key_deprecated: bool = False  # an agent key marked deprecated (still works, flagged)
 
     @property
     def is_admin(self) -> bool:

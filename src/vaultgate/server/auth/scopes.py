@@ -17,6 +17,8 @@ RESOURCES: Final[dict[str, tuple[str, ...]]] = {
     "grants": ("read", "write"),
     "keys": ("derive", "admin"),
     "audit": ("emit",),
+    "agents": ("read", "write"),
+    "approvals": ("read",),
 }
 ALL_SCOPES: Final = frozenset(f"{r}:{v}" for r, verbs in RESOURCES.items() for v in verbs)
 # A derived key never derives (the client refuses it too): keys come from full keys only.
@@ -34,7 +36,33 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/sdk/keys/derive"): "keys:derive",
     ("POST", "/sdk/keys/{key_id}/rotate"): "keys:admin",
     ("DELETE", "/sdk/keys/{key_id}"): "keys:admin",
+    ("GET", "/sdk/agents"): "agents:read",
+    ("GET", "/sdk/agents/{agent_id}"): "agents:read",
+    ("GET", "/sdk/agents/{agent_id}/keys"): "agents:read",
+    ("POST", "/sdk/agents"): "agents:write",
+    ("PATCH", "/sdk/agents/{agent_id}"): "agents:write",
+    ("DELETE", "/sdk/agents/{agent_id}"): "agents:write",
+    ("POST", "/sdk/agents/{agent_id}/keys"): "agents:write",
+    ("PATCH", "/sdk/agents/{agent_id}/keys/{key_id}/deprecate"): "agents:write",
+    ("PATCH", "/sdk/agents/{agent_id}/keys/{key_id}/undeprecate"): "agents:write",
+    ("DELETE", "/sdk/agents/{agent_id}/keys/{key_id}"): "agents:write",
+    ("GET", "/sdk/approvals/{approval_id}"): "approvals:read",
+    ("GET", "/sdk/approvals/{approval_id}/result"): "approvals:read",
 }
+# Routes that take any one of several scopes: the client polls an approval with the key that
+# made the held call, which holds proxy:execute (its InsufficientScopeError.required_any_of).
+ANY_OF: Final[dict[str, frozenset[str]]] = {
+    "approvals:read": frozenset({"approvals:read", "proxy:execute"}),
+}
+
+# What a managed agent's own key may do: use the app's grants (as that agent) and poll its
+# approvals, never administer agents, keys or grants. ``Agent.me()`` needs no scope.
+AGENT_KEY_SCOPES: Final = frozenset(
+    {"tokens:retrieve", "proxy:execute", "grants:read", "audit:emit", "approvals:read"}
+)
+# The client's AgentCannotMintSubagentsError: an agent key creating agents or agent keys.
+AGENT_MINTING: Final = frozenset({("POST", "/sdk/agents"), ("POST", "/sdk/agents/{agent_id}/keys")})
+AGENT_ME: Final = ("GET", "/sdk/agents/me")
 
 
 def catalog() -> dict[str, Any]:
@@ -60,10 +88,15 @@ def parse_scopes(raw: object, field: str = "scopes") -> list[str]:
     return sorted(set(raw))
 
 
-def insufficient(missing: list[str], granted: frozenset[str]) -> Forbidden:
+def holds(required: str, granted: frozenset[str]) -> bool:
+    """Whether ``granted`` satisfies ``required`` (or one of its alternatives)."""
+    return not ANY_OF.get(required, frozenset({required})).isdisjoint(granted)
+
+
+def insufficient(missing: list[str], granted: frozenset[str], any_of: bool = False) -> Forbidden:
     """The client's ``InsufficientScopeError`` (403 ``insufficient_scope``)."""
     return Forbidden(
-        f"this key lacks the scope {', '.join(missing)}",
+        f"this key lacks the scope {(' or ' if any_of else ', ').join(missing)}",
         code="insufficient_scope",
         extra={
             "required": missing,
@@ -71,5 +104,13 @@ def insufficient(missing: list[str], granted: frozenset[str]) -> Forbidden:
             "missing": missing,
             "scope_version": SCOPE_VERSION,
             "current_scope_version": SCOPE_VERSION,
+            "required_any_of": any_of,
         },
     )
+
+
+def insufficient_for(required: str, granted: frozenset[str]) -> Forbidden:
+    alternatives = ANY_OF.get(required)
+    if alternatives is None:
+        return insufficient([required], granted)
+    return insufficient(sorted(alternatives), granted, any_of=True)

@@ -8,6 +8,7 @@ use is recorded).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -259,6 +260,7 @@ class KeyService:
     ) -> tuple[Principal | None, str | None]:
         with reading(self._engine) as conn:
             row = conn.execute(sa.select(t.api_keys).where(column == value)).mappings().first()
+            agent = None if row is None else _agent_of(conn, row["id"])
         if row is None:
             return None, None
         if row["revoked_at"] is not None:
@@ -266,7 +268,19 @@ class KeyService:
         principal = Principal(
             row["id"], row["kind"], row["app_id"], row["name"], row["expires_at"], generation
         )
+        if agent is not None:
+            principal = dataclasses.replace(
+                principal,
+                agent_id=agent.id,
+                agent_name=agent.name,
+                agent_status=agent.status,
+                key_deprecated=agent.deprecated_at is not None,
+            )
         return principal, None
+
+    def forget(self) -> None:
+        """Drop this process's cached keys (an agent was suspended, resumed or deleted here)."""
+        self._cache.clear()
 
     def list_admin_keys(self) -> list[dict[str, Any]]:
         """Every admin key, revoked ones included, oldest first (metadata, never a key)."""
@@ -287,6 +301,17 @@ class KeyService:
         with reading(self._engine) as conn:
             query = sa.select(sa.func.count()).where(t.api_keys.c.kind == "admin")
             return bool(conn.execute(query).scalar())
+
+
+def _agent_of(conn: sa.Connection, key_id: str) -> Any:
+    """The managed agent a key belongs to (id, name, status, the key's deprecation), if any."""
+    a, k = t.agents.c, t.agent_keys.c
+    query = (
+        sa.select(a.id, a.name, a.status, k.deprecated_at)
+        .select_from(t.agent_keys.join(t.agents, a.id == k.agent_id))
+        .where(k.key_id == key_id)
+    )
+    return conn.execute(query).first()
 
 
 def _refuse_last_admin(conn: sa.Connection, key_id: str, now: datetime) -> None:

@@ -245,6 +245,7 @@ class Pipeline:
             caller=use.caller,
             reason=use.reason,
             mode=use.mode,
+            agent=use.principal.agent_name,
         )
         for policy in grant.policies[1:]:
             _raise_if_denied(decide(policy, facts, now))
@@ -299,7 +300,7 @@ class Pipeline:
             reason=use.reason,
             mode=use.mode,
             request_id=use.request_id,
-            details={"context": use.context} if use.context else None,
+            details=use_details(use.principal, use.context),
         )
 
     def refuse(self, use: UseRequest, grant: GrantContext, exc: VaultError) -> None:
@@ -316,9 +317,10 @@ class Pipeline:
         bytes_out: int | None = None,
         error: str | None = None,
     ) -> None:
-        details: dict[str, object] = {"use_event": auth.event_id}
-        if use.context:
-            details["context"] = use.context
+        details: dict[str, object] = {
+            "use_event": auth.event_id,
+            **(use_details(use.principal, use.context) or {}),
+        }
         if bytes_out is not None:
             details["response_bytes"] = bytes_out
         event = AuditEvent.new(
@@ -341,6 +343,16 @@ class Pipeline:
             details=details,
         )
         self._audit.submit(event)
+
+
+def use_details(principal: Principal, context: dict[str, str] | None) -> dict[str, object] | None:
+    """A use event's details: the verified agent (from its key) and the caller's context."""
+    details: dict[str, object] = {}
+    if principal.agent_id is not None:
+        details["agent"] = {"id": principal.agent_id, "name": principal.agent_name}
+    if context:
+        details["context"] = context
+    return details or None
 
 
 def _raise_if_denied(decision: Decision) -> None:

@@ -40,6 +40,12 @@ INVALIDATING: Final = frozenset(
         "secret:delete",
         "secret:update",
         "app:delete",
+        # A managed agent's standing rides on its keys' cached principals.
+        "agent:suspend",
+        "agent:resume",
+        "agent:revoke",
+        "key:deprecate",
+        "key:undeprecate",
     }
 )
 

@@ -66,6 +66,22 @@ class RequestFacts:
     caller: str | None
     reason: str | None
     mode: Mode
+    agent: str | None = None  # the verified agent's name (its own key), never the caller's claim
+
+
+# A ``callers`` entry naming a managed agent: matched against the verified agent only, so that
+# asserting ``X-Alter-Caller: agent:deployer`` never passes for the agent ``deployer``.
+AGENT_CALLER = "agent:"
+
+
+def caller_allowed(callers: list[str], facts: RequestFacts) -> bool:
+    for entry in callers:
+        if entry.startswith(AGENT_CALLER):
+            if facts.agent is not None and entry[len(AGENT_CALLER) :] == facts.agent:
+                return True
+        elif entry == facts.caller:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +131,7 @@ def _check_ip(policy: Policy, ip: IPAddress | None) -> Decision | None:
 
 
 def _check_request(policy: Policy, facts: RequestFacts) -> Decision | None:
-    if policy.callers is not None and facts.caller not in policy.callers:
+    if policy.callers is not None and not caller_allowed(policy.callers, facts):
         return _deny("caller_not_allowed", "callers")
     if policy.proxy_only and facts.mode == "retrieve":
         return _deny("restricted_grant_requires_proxy", "proxy_only")

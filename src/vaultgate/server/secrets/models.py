@@ -94,5 +94,9 @@ class AppCreate(Strict):
 class KeyCreate(Strict):
     name: str = Field(min_length=1, max_length=MAX_NAME)
     expires_at: str | None = None
+    # Limits on an app key (auth/app_keys.py checks them; none given: a full key).
+    scopes: list[str] | None = Field(default=None, max_length=64)
+    cidr_allowlist: list[str] | None = Field(default=None, max_length=64)
+    rate_limit_rpm: int | None = None
 
     _name = field_validator("name")(_clean_name)

@@ -288,6 +288,7 @@ key_controls = sa.Table(
     sa.Column("cidr_allowlist", sa.JSON, nullable=True),
     sa.Column("deprecated_at", UTCDateTime, nullable=True),
     sa.Column("grace_until", UTCDateTime, nullable=True),
+    sa.Column("rate_limit_rpm", sa.Integer, nullable=True),  # requests per minute, per key
     sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
 )
 
@@ -299,4 +300,33 @@ fleet_nodes = sa.Table(
     sa.Column("node_id", sa.String(200), primary_key=True),  # "<VAULTGATE_NODE_NAME>/<pid>"
     sa.Column("key_ids", sa.JSON, nullable=False),  # the master key ids this node can unwrap with
     sa.Column("last_seen", sa.Double, nullable=False),  # epoch seconds, the node's clock
+)
+
+# Managed agents (the official client's ``app.agents``): an agent is a named workload of an app;
+# its keys are app keys of that app (``agent_keys`` links them), so every request made with one
+# is attributed to the verified agent.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_agents_app_id", "app_id"),
+)
+
+agent_keys = sa.Table(
+    "agent_keys",
+    metadata,
+    sa.Column("key_id", ID, sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("agent_id", ID, sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("deprecated_at", UTCDateTime, nullable=True),
+    sa.Index("ix_agent_keys_agent_id", "agent_id"),
 )

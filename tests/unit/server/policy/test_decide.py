@@ -277,3 +277,23 @@ def test_denial_errors() -> None:
 def test_an_allowed_decision_is_not_an_error() -> None:
     with pytest.raises(ValueError, match="allowed"):
         denial_error(ALLOWED)
+
+
+@pytest.mark.parametrize(
+    ("callers", "caller", "agent", "allowed"),
+    [
+        (["agent:deployer"], None, "deployer", True),
+        (["agent:deployer"], "agent:deployer", None, False),  # the claim alone never passes
+        (["agent:deployer"], "agent:deployer", "other", False),
+        (["agent:deployer"], "deployer", None, False),
+        (["agent:deployer", "ci"], "ci", None, True),
+        (["agent:deployer", "ci"], "ci", "other", True),  # a named caller still passes
+        (["ci"], "agent:ci", "ci", False),  # a plain entry is the caller text, not an agent
+    ],
+)
+def test_callers_name_agents_matched_against_the_verified_agent_only(
+    callers: list[str], caller: str | None, agent: str | None, allowed: bool
+) -> None:
+    decision = check({"callers": callers}, caller=caller, agent=agent)
+    assert decision.allowed is allowed
+    assert allowed or decision.code == "caller_not_allowed"

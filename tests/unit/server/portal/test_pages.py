@@ -123,3 +123,47 @@ def test_an_unknown_api_address_stays_a_json_404(signed_in):
     answer = signed_in.client.get("/v1/nope")
     assert answer.status_code == 404
     assert answer.json()["detail"]["error"] == "not_found"
+
+
+def test_the_keys_page_makes_a_limited_key_and_shows_its_limits(signed_in):
+    app_id = signed_in.make_app("limited")
+    page = f"/portal/apps/{app_id}"
+    data = {
+        "name": "<b>ci</b>",
+        "scopes": "grants:read, proxy:execute",
+        "cidr_allowlist": "10.0.0.0/8",
+        "rate_limit_rpm": "5",
+    }
+    answer = signed_in.post(f"{page}/keys", data, csrf_from=page)
+    assert answer.status_code == 200, answer.text
+    assert "<b>ci</b>" not in answer.text and "&lt;b&gt;ci&lt;/b&gt;" in answer.text
+    (key,) = signed_in.rt.keys.list_keys(app_id)
+    controls = signed_in.rt.key_controls._controls(key["id"])
+    assert controls is not None and controls.rate_limit_rpm == 5
+    assert controls.scopes == {"grants:read", "proxy:execute"}
+    shown = signed_in.client.get(page).text
+    assert "scopes: grants:read, proxy:execute" in shown
+    assert "from: 10.0.0.0/8" in shown and "5 requests/min" in shown
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scopes", "grants:everything"), ("cidr_allowlist", "nowhere"), ("rate_limit_rpm", "x")],
+)
+def test_the_keys_page_refuses_bad_limits_next_to_the_field(signed_in, field, value):
+    app_id = signed_in.make_app("limited")
+    page = f"/portal/apps/{app_id}"
+    answer = signed_in.post(f"{page}/keys", {"name": "ci", field: value}, csrf_from=page)
+    assert answer.status_code == 422
+    assert re.search(
+        rf'<p class="error" id="[^"]*{field.replace("_", ".")}[^"]*-error">', answer.text
+    )
+    assert signed_in.rt.keys.list_keys(app_id) == []
+
+
+def test_the_keys_form_needs_its_csrf_token(signed_in):
+    app_id = signed_in.make_app("limited")
+    data = {"name": "ci", "scopes": "grants:read"}
+    answer = signed_in.client.post(f"/portal/apps/{app_id}/keys", data=data)
+    assert answer.status_code == 403
+    assert signed_in.rt.keys.list_keys(app_id) == []
