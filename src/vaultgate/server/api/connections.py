@@ -23,7 +23,6 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from vaultgate.server.api.disconnect import abandon
-from vaultgate.server.egress.hygiene import ALLOW_HEADER
 from vaultgate.server.errors import MethodNotAllowed, Unavailable
 from vaultgate.server.settings import Settings
 
@@ -61,6 +60,7 @@ def busy() -> bytes:
 def refused_method() -> bytes:
     """The 405 for a method the HTTP parser does not know, as the ASGI path would answer it."""
     from vaultgate.server.api.errors import error_answer
+    from vaultgate.server.egress.hygiene import ALLOW_HEADER
 
     refusal = MethodNotAllowed(
         f"the vault does not serve this method; allowed: {ALLOW_HEADER}",
