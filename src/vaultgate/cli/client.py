@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8200"
 
@@ -22,6 +24,10 @@ class ApiClient:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         if not self._key:
             raise click.UsageError("set VAULTGATE_ADMIN_KEY (or pass --admin-key) to an admin key")
+        # Imported on use: every command module loads with the CLI, and a `serve` worker started
+        # from the `vaultgate` script imports the CLI again without ever calling the API.
+        import httpx
+
         headers = {"Authorization": f"Bearer {self._key}"}
         try:
             with httpx.Client(base_url=self.base, timeout=30.0, trust_env=False) as client:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from vaultgate.cli.argv import NoPasswordInArgv
 from vaultgate.cli.localdb import WHERE, require_vault
 from vaultgate.server.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
 
 
 def settings_from(ctx: click.Context, **flags: Any) -> Settings:
@@ -112,7 +115,6 @@ def serve(
 ) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
     from vaultgate.server.bootstrap import initialise, is_initialised, protect_data_dir
-    from vaultgate.server.crypto import MasterKeyError
 
     settings = settings_from(
         ctx,
@@ -128,25 +130,39 @@ def serve(
         result = initialise(settings)
         _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
     protect_data_dir(settings)
+    from vaultgate.server.serving import serve_many, serve_one
+
+    if workers <= 1:
+        serve_one(_checked(lambda: _app(settings), settings), settings)
+        return
+    # Several processes, each a full node (DESIGN 8): they re-read the settings from the
+    # environment, so hand every resolved setting on through it. This process only supervises
+    # them: it migrates and checks the key set once, and builds no app of its own.
+    from vaultgate.server.bootstrap import prepare_storage
+
+    _checked(lambda: prepare_storage(settings), settings)
+    code = serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
+    if code:
+        raise SystemExit(code)
+
+
+def _app(settings: Settings) -> Any:
     from vaultgate.server.app import create_app
 
+    return create_app(settings)
+
+
+def _checked(start: Callable[[], T], settings: Settings) -> T:
+    """``start()``, a master key that does not fit refused with the hint where keys are."""
+    from vaultgate.server.crypto import MasterKeyError
+
     try:
-        app = create_app(settings)
+        result = start()
     except MasterKeyError as exc:
         hint = "" if settings.master_key or settings.key_file.exists() else f"; {WHERE}"
         raise click.ClickException(f"refusing to start: {exc}{hint}") from None
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
-    from vaultgate.server.serving import serve_many, serve_one
-
-    if workers <= 1:
-        serve_one(app, settings)
-        return
-    # Several processes, each a full node (DESIGN 8): they re-read the settings from the
-    # environment, so hand every resolved setting on through it.
-    app.state.runtime.engine.dispose()
-    code = serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
-    if code:
-        raise SystemExit(code)
+    return result
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -70,4 +70,6 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process, configured from ``VAULTGATE_*`` (``serve --workers N``)."""
     import os
 
-    return create_app(load_settings(os.environ))
+    settings = load_settings(os.environ)
+    # The supervisor migrated the schema before it started any worker (`prepare_storage`).
+    return create_app(settings, runtime=Runtime.build(settings, migrated=True))

@@ -8,8 +8,7 @@ from pathlib import Path
 from vaultgate.server.auth.services import Actor
 from vaultgate.server.auth.users import create_user, generate_password
 from vaultgate.server.crypto import FileKeyProvider
-from vaultgate.server.keys_at_rest import load_keyring
-from vaultgate.server.runtime import Runtime
+from vaultgate.server.keys_at_rest import check_against_database, load_keyring
 from vaultgate.server.settings import Settings, safe_url
 from vaultgate.server.storage.engine import (
     PRIVATE_DIR,
@@ -17,6 +16,7 @@ from vaultgate.server.storage.engine import (
     SQLITE_SUFFIXES,
     create_engine,
     has_schema,
+    migrate,
 )
 
 FIRST_USER = "admin@vaultgate.local"
@@ -51,6 +51,10 @@ def initialise(settings: Settings) -> InitResult:
             FileKeyProvider.create(settings.key_file)
     finally:
         engine.dispose()
+    # Imported here: `serve --workers` imports this module in a supervisor that builds no
+    # runtime (`prepare_storage`), and the runtime's imports are most of a worker's memory.
+    from vaultgate.server.runtime import Runtime
+
     rt = Runtime.build(settings)
     try:
         actor = Actor(portal_user="vaultgate init")
@@ -88,3 +92,18 @@ def protect_data_dir(settings: Settings) -> None:
         path = database.with_name(database.name + suffix)
         if path.is_file():
             path.chmod(PRIVATE_FILE)
+
+
+def prepare_storage(settings: Settings) -> None:
+    """What serving needs of the database and key set, done once before any worker starts.
+
+    Migrates the schema and checks the key set against it (MasterKeyError when it does not fit),
+    then lets go: a supervisor serves no request, so it opens nothing else and builds no app.
+    """
+    keyring = load_keyring(settings)
+    engine = create_engine(settings.db_url, durability=settings.durability)
+    try:
+        migrate(engine)
+        check_against_database(engine, keyring)
+    finally:
+        engine.dispose()

@@ -66,12 +66,22 @@ class Runtime:
 
     @classmethod
     def build(
-        cls, settings: Settings, *, clock: Clock = utcnow, engine: Engine | None = None
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        engine: Engine | None = None,
+        migrated: bool = False,
     ) -> Runtime:
-        """Open the database and the key set; refuses (MasterKeyError) a key that does not fit."""
+        """Open the database and the key set; refuses (MasterKeyError) a key that does not fit.
+
+        ``migrated``: the schema is known to be current (a supervisor's worker, whose parent
+        migrated it before starting any), so alembic is not even imported.
+        """
         keyring = load_keyring(settings)
         engine = engine or create_engine(settings.db_url, durability=settings.durability)
-        migrate(engine)
+        if not migrated:
+            migrate(engine)
         check_against_database(engine, keyring)
         barrier = Barrier(keyring)
         audit_key = barrier.derive_key(AUDIT_CHAIN)

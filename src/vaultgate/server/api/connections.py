@@ -18,13 +18,16 @@ which such a client never does. So the protocol uvicorn runs is its own, with th
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 from collections.abc import MutableMapping
-from typing import Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from vaultgate.server.api.disconnect import abandon
-from vaultgate.server.egress.hygiene import ALLOW_HEADER
+from vaultgate.server.errors import MethodNotAllowed, Unavailable
 from vaultgate.server.settings import Settings
+
+if TYPE_CHECKING:
+    from vaultgate.server.api.errors import ErrorAnswer
 
 try:
     import httptools  # uvicorn's own choice: httptools when it is installed
@@ -37,36 +40,41 @@ else:
 
     _HTTPTOOLS = True
 
-_BUSY_BODY: Final = json.dumps(
-    {
-        "detail": {
-            "error": "too_many_connections",
-            "message": "the server has too many open connections (VAULTGATE_MAX_CONNECTIONS); "
-            "retry shortly",
-        }
-    }
-).encode()
-BUSY: Final = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-    b"retry-after: 1\r\nconnection: close\r\nx-vaultgate-error: too_many_connections\r\n"
-    b"content-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
-)
+
+@functools.cache
+def busy() -> bytes:
+    """The 503 written to a connection past the cap, in the envelope every error uses."""
+    # Imported here: the supervisor imports this module for `server_options` and never answers
+    # a request, so it need not load the web framework that api.errors imports.
+    from vaultgate.server.api.errors import error_answer
+
+    refusal = Unavailable(
+        "the server has too many open connections (VAULTGATE_MAX_CONNECTIONS); retry shortly",
+        code="too_many_connections",
+        headers={"Retry-After": "1"},
+    )
+    return _raw_answer(error_answer(refusal), "Service Unavailable")
 
 
-_REFUSED_BODY: Final = json.dumps(
-    {
-        "detail": {
-            "error": "method_refused",
-            "message": f"the vault does not serve this method; allowed: {ALLOW_HEADER}",
-        }
-    }
-).encode()
-REFUSED_METHOD: Final = (
-    b"HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
-    b"allow: " + ALLOW_HEADER.encode() + b"\r\nconnection: close\r\n"
-    b"x-vaultgate-error: method_refused\r\n"
-    b"content-length: " + str(len(_REFUSED_BODY)).encode() + b"\r\n\r\n" + _REFUSED_BODY
-)
+@functools.cache
+def refused_method() -> bytes:
+    """The 405 for a method the HTTP parser does not know, as the ASGI path would answer it."""
+    from vaultgate.server.api.errors import error_answer
+    from vaultgate.server.egress.hygiene import ALLOW_HEADER
+
+    refusal = MethodNotAllowed(
+        f"the vault does not serve this method; allowed: {ALLOW_HEADER}",
+        headers={"Allow": ALLOW_HEADER},
+    )
+    return _raw_answer(error_answer(refusal), "Method Not Allowed")
+
+
+def _raw_answer(answer: ErrorAnswer, reason: str) -> bytes:
+    body = answer.body()
+    lines = [f"HTTP/1.1 {answer.status} {reason}", "content-type: application/json"]
+    lines += [f"{name.lower()}: {value}" for name, value in answer.headers.items()]
+    lines += ["connection: close", f"content-length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class _MethodAwareParser:
@@ -87,7 +95,7 @@ class _MethodAwareParser:
         try:
             self._inner.feed_data(data)
         except httptools.HttpParserInvalidMethodError:
-            self._transport.write(REFUSED_METHOD)
+            self._transport.write(refused_method())
             self._transport.close()
 
 
@@ -102,7 +110,7 @@ class GuardedHttpProtocol(_Base):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            transport.write(BUSY)
+            transport.write(busy())
             transport.close()
             return
         if _HTTPTOOLS:

@@ -9,33 +9,26 @@ their handler; FastAPI's router and dependency solving cost more than the rest o
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vaultgate.server.api import proxy, sdk
 from vaultgate.server.api.disconnect import cancel_on_disconnect
-from vaultgate.server.api.errors import (
-    envelope_response,
-    storage_error_response,
-    vault_error_response,
-)
+from vaultgate.server.api.errors import error_response
 from vaultgate.server.api.limits import (
     BodyTooLarge,
     limited_receive,
     refuse_websocket,
     too_large,
 )
+from vaultgate.server.auth import key_controls
 from vaultgate.server.egress.fairness import release_held
 from vaultgate.server.egress.hygiene import check_method
 from vaultgate.server.errors import VaultError
 from vaultgate.server.observability.tracing import Tracing
-
-log = logging.getLogger("vaultgate.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -44,7 +37,7 @@ _EXACT: dict[tuple[str, str], Handler] = {
     ("POST", "/sdk/proxy"): sdk.proxy,
     ("POST", "/sdk/oauth/audit/api-call"): sdk.audit_api_call,
 }
-DEPRECATED_KEY = sdk.DEPRECATED_KEY
+DEPRECATED_KEY = key_controls.DEPRECATED_KEY
 
 
 # Handlers that wait on an upstream: a client that leaves cancels them (api/disconnect.py).
@@ -119,13 +112,8 @@ async def _answer(handler: Handler, request: Request) -> Response | None:
         return await handler(request)
     except BodyTooLarge:
         return None
-    except VaultError as exc:
-        return vault_error_response(exc)
-    except DBAPIError as exc:
-        return storage_error_response(exc)
     except Exception as exc:  # the envelope, never a traceback, for anything unforeseen
-        log.error("unexpected error on %s: %s", request.scope["path"], type(exc).__name__)
-        return envelope_response(500, "internal_error", "internal error")
+        return error_response(exc, method=request.method, path=request.scope["path"])
 
 
 def _proxied(scope: Scope) -> bool:
@@ -144,7 +132,7 @@ def method_refusal(method: str) -> Response | None:
     try:
         check_method(method)
     except VaultError as exc:
-        return vault_error_response(exc)
+        return error_response(exc)
     return None
 
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vaultgate.server.api.errors import error_answer
+from vaultgate.server.errors import NotSupported, PayloadTooLarge
 
 
 class BodyTooLarge(Exception):
@@ -30,22 +32,19 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
 
 
 async def too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "detail": {
-                "error": "body_too_large",
-                "message": f"the request body is larger than {limit} bytes",
-            }
-        }
-    )
+    answer = error_answer(PayloadTooLarge(f"the request body is larger than {limit} bytes"))
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json")],
+            "status": answer.status,
+            "headers": [(b"content-type", b"application/json"), *_raw(answer.headers)],
         }
     )
-    await send({"type": "http.response.body", "body": body.encode()})
+    await send({"type": "http.response.body", "body": answer.body()})
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 class BodyLimit:
@@ -88,22 +87,16 @@ async def refuse_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1003, "reason": WEBSOCKET_REFUSAL})
         return
-    body = json.dumps(
-        {
-            "detail": {
-                "error": "websocket_not_supported",
-                "message": WEBSOCKET_REFUSAL,
-            }
-        }
-    ).encode()
+    answer = error_answer(NotSupported(WEBSOCKET_REFUSAL, code="websocket_not_supported"))
+    body = answer.body()
     await send(
         {
             "type": "websocket.http.response.start",
-            "status": 501,
+            "status": answer.status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"x-vaultgate-error", b"websocket_not_supported"),
+                *_raw(answer.headers),
             ],
         }
     )

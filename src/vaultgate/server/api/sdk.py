@@ -16,19 +16,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vaultgate.injection.rules import InjectionRuleError
-from vaultgate.injection.wire import to_wire
 from vaultgate.server.api.deps import client_ip, request_ip, runtime
-from vaultgate.server.api.forward import admit, forward_buffered, target_of, with_query
 from vaultgate.server.api.held import held_response
 from vaultgate.server.api.sdk_addressing import grant_id_of
-from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.context import HEADER as CONTEXT_HEADER
 from vaultgate.server.audit.context import parse_context
 from vaultgate.server.audit.events import AuditEvent, new_id
+from vaultgate.server.auth.key_controls import DEPRECATED_KEY
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.sdk import signed_nonce
-from vaultgate.server.egress.pipeline import UseRequest, use_details
+from vaultgate.server.egress import modes
+from vaultgate.server.egress.events import use_details
+from vaultgate.server.egress.modes import target_of, with_query
+from vaultgate.server.egress.pipeline import UseRequest
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import InvalidInput, NotFound, Unprocessable
 from vaultgate.server.fleet.admission import Admission
@@ -39,7 +39,6 @@ from vaultgate.server.runtime import Runtime
 router = APIRouter(prefix="/sdk", tags=["sdk"], include_in_schema=True)
 
 MAX_SDK_BODY = 12 * 1024 * 1024
-DEPRECATED_KEY = "vaultgate.deprecated_key"
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -171,31 +170,7 @@ async def token(request: Request) -> Response:
     target = target_of(str(url))
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "retrieve", reason)
-    auth = await rt.pipeline.authorize(use)
-    aws = auth.grant.aws or {}
-    try:
-        payload = to_wire(
-            auth.grant.rules,
-            auth.credential,
-            grant_id=auth.grant.grant_id,
-            region=aws.get("region"),
-            service=aws.get("service"),
-        )
-    except InjectionRuleError:
-        raise InvalidInput(
-            "this grant's injection cannot be expressed in retrieve mode; use proxy mode",
-            code="restricted_grant_requires_proxy",
-        ) from None
-    answer = {
-        **payload,
-        "grant_id": auth.grant.grant_id,
-        "token_type": "Bearer",
-        "expires_in": None,
-        "scopes": [],
-        "provider_id": auth.grant.provider or "",
-    }
-    if auth.grant.expires_at is not None:
-        answer["expires_at"] = auth.grant.expires_at.isoformat().replace("+00:00", "Z")
+    answer = await modes.retrieve(rt, use)
     return _json(answer, headers={"Cache-Control": "no-store", "X-Request-ID": use.request_id})
 
 
@@ -238,16 +213,11 @@ async def proxy(request: Request) -> Response:
         outgoing["Content-Type"] = "application/json"
     reason = _str_field(data, "reason", required=False)
     use = _use(request, headers, principal, grant_id, method, target, "proxy", reason)
-    await admit(rt, request.scope, use)
     constraints, content = redacted(use.constraints, method, content)
     use = replace(use, constraints=constraints)
-    try:
-        auth = await rt.pipeline.authorize(use)
-    except ApprovalRequired as held:
-        return await held_response(rt, use, held, list(outgoing.items()), [], content)
-    started = time.monotonic()
-    result = await forward_buffered(rt, use, auth, list(outgoing.items()), [], content)
-    result["duration_ms"] = int((time.monotonic() - started) * 1000)
+    result = await modes.proxy(rt, request.scope, use, list(outgoing.items()), content)
+    if isinstance(result, modes.Held):
+        return held_response(result)
     return _json(result, headers={"X-Request-ID": use.request_id})
 
 

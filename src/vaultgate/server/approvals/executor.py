@@ -8,15 +8,15 @@ the approval as ``failed`` (the lease in services.py) and is never retried.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import anyio.to_thread
 
-from vaultgate.server.api.forward import forward_buffered, target_of
 from vaultgate.server.approvals.models import HeldRequest
-from vaultgate.server.audit.events import AuditEvent, new_id
+from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
+from vaultgate.server.egress.events import use_event
+from vaultgate.server.egress.modes import forward_buffered, target_of
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import host_allowed
 from vaultgate.server.errors import Forbidden, Unprocessable, VaultError
@@ -71,29 +71,18 @@ async def _send(rt: Runtime, row: dict[str, Any], held: HeldRequest) -> dict[str
         request_id=row["request_id"] or new_id(),
         display_url=target.url,
     )
-    event = AuditEvent.new(
+    event = use_event(
+        use,
+        grant,
+        now,
         event="grant:use",
         outcome="allowed",
-        now=now,
         code="allowed",
-        app_id=grant.app_id,
-        key_id=row["key_id"],
-        caller=row["caller"],
-        grant_id=grant.grant_id,
-        secret_id=grant.secret_id,
-        method=held.method,
-        url=target.url,
-        reason=row["reason"],
-        mode=row["mode"],
-        request_id=use.request_id,
         details={"approval_id": row["id"]},
     )
     await rt.audit.record(event)  # nothing is opened before its use is on record
     credential = await anyio.to_thread.run_sync(
         rt.secrets.open, grant.app_id, grant.secret_id, grant.secret_version, grant.credential_type
     )
-    auth = Authorized(grant, credential, event.id)
-    started = time.monotonic()
-    result = await forward_buffered(rt, use, auth, held.headers, held.query, held.body)
-    result["duration_ms"] = int((time.monotonic() - started) * 1000)
-    return result
+    auth = Authorized(grant, credential, event.id, event)
+    return await forward_buffered(rt, use, auth, held.headers, held.query, held.body)

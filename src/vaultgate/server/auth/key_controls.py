@@ -51,6 +51,10 @@ from vaultgate.server.policy.ratelimit import RateLimiter
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
+# The ASGI scope flag for a request made with a rotated (deprecated) key: the front door
+# (api/hotpath.py) answers it with X-Alter-Key-Deprecated, on /sdk routes and the proxy alike.
+DEPRECATED_KEY = "vaultgate.deprecated_key"
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_DEPTH = 16
 MAX_EXPIRES_IN = 366 * 86400

@@ -1,4 +1,5 @@
-"""Egress: parsing destinations, checking hosts and addresses, and forwarding to the upstream.
+"""Egress: the request path of every use of a credential (`modes`: one entry per runtime mode),
+parsing destinations, checking hosts and addresses, injecting, and forwarding to the upstream.
 
 It owns every outgoing connection; it must never dial an unvetted address or follow a redirect.
 """

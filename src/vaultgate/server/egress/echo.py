@@ -14,7 +14,7 @@ import base64
 from typing import TYPE_CHECKING, Final
 
 from vaultgate.injection.credential import Credential
-from vaultgate.server.audit.events import AuditEvent
+from vaultgate.server.egress.events import completed
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 
 if TYPE_CHECKING:
@@ -69,22 +69,14 @@ def redact_echo(
 
 
 def _alert(rt: Runtime, use: UseRequest, auth: Authorized, hits: int) -> None:
+    now = rt.clock()
     rt.audit.submit(
-        AuditEvent.new(
+        completed(
+            auth.follow_up(use, now),
+            now,
             event=GRANT_ALERT,
             outcome="error",
-            now=rt.clock(),
             code=ECHOED,
-            app_id=auth.grant.app_id,
-            key_id=use.principal.key_id,
-            caller=use.caller,
-            source_ip=use.client_ip,
-            grant_id=auth.grant.grant_id,
-            secret_id=auth.grant.secret_id,
-            method=use.method.upper(),
-            url=use.display_url,
-            mode=use.mode,
-            request_id=use.request_id,
-            details={"use_event": auth.event_id, "redacted": hits},
+            details={"redacted": hits},
         )
     )

@@ -1,7 +1,8 @@
 """The request path every runtime mode shares, top to bottom:
 
 authenticate (done by the caller), load the grant, decide, check the destination, audit, open the
-secret. Injection, forwarding and the outcome record follow in the mode's own handler. Nothing is
+secret. Injection, forwarding and the outcome record follow in egress/modes.py (one entry per
+mode) and egress/relay.py (whose close records the outcome). Nothing is
 decrypted before the policy and the destination have both said yes, and nothing is released before
 the audit record of the use is durable.
 """
@@ -25,6 +26,7 @@ from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.services import KeyService
 from vaultgate.server.clock import Clock
+from vaultgate.server.egress.events import completed, use_details, use_event
 from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.egress.hygiene import check_request
 from vaultgate.server.egress.refusals import host_refusal
@@ -77,6 +79,17 @@ class Authorized:
     grant: GrantContext
     credential: Credential
     event_id: str
+    # The use's own event: what follows on the request (its outcome, an alert) completes it.
+    event: AuditEvent | None = None
+
+    def follow_up(self, use: UseRequest, now: datetime) -> AuditEvent:
+        """The use's event, to be completed (`egress.events.completed`)."""
+        if self.event is not None:
+            return self.event
+        return dataclasses.replace(
+            use_event(use, self.grant, now, event="grant:use", outcome="allowed", code="allowed"),
+            id=self.event_id,
+        )
 
 
 class Pipeline:
@@ -122,8 +135,11 @@ class Pipeline:
             loading.add_done_callback(lambda _: self._loading.pop(grant_id, None))
         return await asyncio.shield(loading)
 
-    async def authorize(self, use: UseRequest) -> Authorized:
+    async def authorize(self, use: UseRequest, grant: GrantContext | None = None) -> Authorized:
         """Decide, record the use durably, open the credential; decide again on a stale view.
+
+        ``grant`` is the grant's state as the caller already loaded it for this request; a
+        decision made again after a stale view reads it afresh.
 
         The use's record is refused (``StaleView``) when a revocation, rotation or policy edit
         committed anywhere after the caches behind this decision were loaded; the key and the
@@ -131,8 +147,9 @@ class Pipeline:
         """
         for _ in range(STALE_ATTEMPTS):
             try:
-                return await self._authorize_once(use)
+                return await self._authorize_once(use, grant)
             except StaleView:
+                grant = None
                 if self._keys is not None:
                     principal = await anyio.to_thread.run_sync(self._keys.reload, use.principal)
                     use = dataclasses.replace(use, principal=principal)
@@ -141,8 +158,8 @@ class Pipeline:
             code="changing_grant",
         )
 
-    async def _authorize_once(self, use: UseRequest) -> Authorized:
-        grant = await self.grant(use.grant_id)
+    async def _authorize_once(self, use: UseRequest, loaded: GrantContext | None) -> Authorized:
+        grant = loaded or await self.grant(use.grant_id)
         if grant is None or grant.app_id != use.principal.app_id:
             # Another app's grant answers exactly like one that does not exist.
             raise NotFound("grant not found", code="grant_not_found")
@@ -167,7 +184,7 @@ class Pipeline:
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
-        return Authorized(grant, credential, event.id)
+        return Authorized(grant, credential, event.id, event)
 
     async def _open(self, grant: GrantContext) -> tuple[GrantContext, Credential]:
         """The grant's current credential, even when a rotation won the race to it.
@@ -275,8 +292,8 @@ class Pipeline:
         view = min(use.principal.generation, grant.generation)
         return Admission(at=now.timestamp(), view=view, nonce=use.nonce, budgets=budgets)
 
+    @staticmethod
     def _event(
-        self,
         use: UseRequest,
         grant: GrantContext,
         now: datetime,
@@ -284,24 +301,7 @@ class Pipeline:
         outcome: str,
         code: str,
     ) -> AuditEvent:
-        return AuditEvent.new(
-            event=event,
-            outcome=outcome,
-            now=now,
-            code=code,
-            app_id=grant.app_id,
-            key_id=use.principal.key_id,
-            caller=use.caller,
-            source_ip=use.client_ip,
-            grant_id=grant.grant_id,
-            secret_id=grant.secret_id,
-            method=use.method.upper(),
-            url=use.display_url,
-            reason=use.reason,
-            mode=use.mode,
-            request_id=use.request_id,
-            details=use_details(use.principal, use.context),
-        )
+        return use_event(use, grant, now, event=event, outcome=outcome, code=code)
 
     def refuse(self, use: UseRequest, grant: GrantContext, exc: VaultError) -> None:
         """Audit, as a denial, a refusal decided outside `authorize` (a fairness limit)."""
@@ -317,42 +317,21 @@ class Pipeline:
         bytes_out: int | None = None,
         error: str | None = None,
     ) -> None:
-        details: dict[str, object] = {
-            "use_event": auth.event_id,
-            **(use_details(use.principal, use.context) or {}),
-        }
+        details: dict[str, object] = dict(use_details(use.principal, use.context) or {})
         if bytes_out is not None:
             details["response_bytes"] = bytes_out
-        event = AuditEvent.new(
+        now = self._clock()
+        event = completed(
+            auth.follow_up(use, now),
+            now,
             event="grant:outcome",
             outcome="error" if error else "ok",
-            now=self._clock(),
             code=error,
-            app_id=auth.grant.app_id,
-            key_id=use.principal.key_id,
-            caller=use.caller,
-            source_ip=use.client_ip,
-            grant_id=auth.grant.grant_id,
-            secret_id=auth.grant.secret_id,
-            method=use.method.upper(),
-            url=use.display_url,
-            mode=use.mode,
-            request_id=use.request_id,
+            details=details,
             upstream_status=status,
             latency_ms=latency_ms,
-            details=details,
         )
         self._audit.submit(event)
-
-
-def use_details(principal: Principal, context: dict[str, str] | None) -> dict[str, object] | None:
-    """A use event's details: the verified agent (from its key) and the caller's context."""
-    details: dict[str, object] = {}
-    if principal.agent_id is not None:
-        details["agent"] = {"id": principal.agent_id, "name": principal.agent_name}
-    if context:
-        details["context"] = context
-    return details or None
 
 
 def _raise_if_denied(decision: Decision) -> None:

@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from vaultgate.server.api.deps import request_ip, runtime
+from vaultgate.server.api.errors import error_answer
 from vaultgate.server.auth.services import Actor
 from vaultgate.server.errors import VaultError
 from vaultgate.server.portal.pages import render
@@ -174,7 +175,9 @@ async def _answer(
     except RequestValidationError:
         return error_page(request, 400, "Bad request", "The address or form is malformed.")
     except VaultError as exc:
-        return error_page(request, exc.status, "Not done", exc.message)
+        # The status every other surface gives this error (api/errors.py), shown as a page.
+        answer = error_answer(exc)
+        return error_page(request, answer.status, "Not done", answer.message)
 
 
 # A form's action with the page it was on: where to go back to after signing in again.

@@ -18,14 +18,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -122,7 +121,12 @@ def create_engine(url: str, *, durability: str = "full", **kwargs: Any) -> Engin
     return sa.create_engine(url, **kwargs)
 
 
+# Alembic is imported by the functions that use it, not by this module: a worker process serves
+# a schema its supervisor (or ``init``) migrated, and alembic with mako and pygments would cost
+# it 3 MiB of memory for nothing (tests/functional/fleet/test_worker_imports.py).
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -130,6 +134,8 @@ def _alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it is there already)."""
+    from alembic import command
+
     cfg = _alembic_config()
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
@@ -138,6 +144,9 @@ def migrate(engine: Engine) -> None:
 
 
 def schema_is_current(engine: Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
