@@ -17,6 +17,7 @@ from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.key_controls import KeyControls
 from vaultgate.server.auth.sdk import NonceCache, SdkAuthenticator
 from vaultgate.server.auth.services import KeyService
+from vaultgate.server.budgets import Pricing, load_pricing
 from vaultgate.server.clock import Clock, utcnow
 from vaultgate.server.crypto import API_KEY_HASH, AUDIT_CHAIN, PORTAL_SESSION, Barrier
 from vaultgate.server.egress.client import UpstreamClient, UpstreamTimeouts
@@ -57,6 +58,7 @@ class Runtime:
     guard: AddressGuard
     key_controls: KeyControls
     changes: Changes = field(default_factory=Changes)
+    pricing: Pricing = field(default_factory=lambda: Pricing({}))
 
     @classmethod
     def build(
@@ -87,6 +89,7 @@ class Runtime:
         )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
+        pricing = load_pricing(settings.pricing_file)
         return cls(
             settings=settings,
             engine=engine,
@@ -95,7 +98,9 @@ class Runtime:
             keys=keys,
             secrets=secrets,
             grants=grants,
-            pipeline=Pipeline(grants, secrets, writer, clock, guard=guard, keys=keys),
+            pipeline=Pipeline(
+                grants, secrets, writer, clock, guard=guard, keys=keys, pricing=pricing
+            ),
             upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,
@@ -107,6 +112,7 @@ class Runtime:
             guard=guard,
             key_controls=KeyControls(engine, keys, clock, settings.cache_ttl),
             changes=changes,
+            pricing=pricing,
         )
 
     @functools.cached_property

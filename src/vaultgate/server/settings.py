@@ -56,6 +56,8 @@ class Settings:
     approval_webhook_url: str | None = None
     approval_webhook_secret: str | None = field(default=None, repr=False)
     approval_webhook_backoff_ms: int = 1000
+    # Budgets: a JSON price table whose models replace the shipped ones (budgets/pricing.py).
+    pricing_file: Path | None = None
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -137,6 +139,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
     )
     base = replace(base, **proxy_limits(env))
+    if pricing := env.get("VAULTGATE_PRICING_FILE"):
+        base = replace(base, pricing_file=Path(pricing))
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):
             flags[name] = parse_networks(flags[name], "--" + name.replace("_", "-"))

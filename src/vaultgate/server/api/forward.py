@@ -21,6 +21,7 @@ from vaultgate.server.egress.client import UpstreamResponse, strip_hop_by_hop
 from vaultgate.server.egress.echo import redact_echo
 from vaultgate.server.egress.fairness import hold
 from vaultgate.server.egress.hygiene import OVERRIDE_HEADERS
+from vaultgate.server.egress.metering import meter_for, settle
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target, normalize_path, parse_target
 from vaultgate.server.errors import Unprocessable, VaultError
@@ -185,9 +186,16 @@ async def forward_buffered(
         )
         raise
     content, headers_out = redact_echo(rt, use, auth, content, response.headers)
-    rt.pipeline.record_outcome(
-        use, auth, status=response.status, latency_ms=_ms(started), bytes_out=len(content)
-    )
+    status, latency = response.status, _ms(started)
+    if (meter := meter_for(auth, response.headers)) is not None:
+        meter.feed(content)
+        await settle(
+            rt.pipeline, use, auth, meter, status=status, latency_ms=latency, bytes_out=len(content)
+        )
+    else:
+        rt.pipeline.record_outcome(
+            use, auth, status=status, latency_ms=latency, bytes_out=len(content)
+        )
     return {
         "approval_id": None,
         "status_code": response.status,

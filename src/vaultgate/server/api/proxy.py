@@ -22,9 +22,11 @@ from vaultgate.server.api.limits import WEBSOCKET_REFUSAL
 from vaultgate.server.approvals.errors import ApprovalRequired
 from vaultgate.server.audit.events import new_id
 from vaultgate.server.auth.keys import Principal
+from vaultgate.server.budgets import UsageMeter
 from vaultgate.server.egress.client import UpstreamResponse, capped
 from vaultgate.server.egress.echo import redact_echo
 from vaultgate.server.egress.fairness import release_held
+from vaultgate.server.egress.metering import meter_for, settle
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import Forbidden, InvalidInput, NotFound, NotSupported, VaultError
@@ -179,14 +181,24 @@ async def _forward(
         # Unknown lengths (chunked, SSE) and large bodies still stream.
         return await _buffered(rt, use, auth, upstream, started)
     raw_headers = _raw(upstream.headers, use.request_id)
+    meter = meter_for(auth, upstream.headers)
 
     async def relay() -> AsyncIterator[bytes]:
         sent = 0
         error: str | None = None
+        settled = False
         try:
             async for chunk in upstream.iter_chunks():
                 sent += len(chunk)
+                if meter is not None:
+                    meter.feed(chunk)
+                    if length is not None and sent >= length:
+                        # The last bytes of a declared length wait until the spend is durable.
+                        settled = await _settle(rt, use, auth, meter, upstream, started, sent)
                 yield chunk
+            if meter is not None and not settled:
+                # The chunked end (the last frame) waits until the spend is durable.
+                settled = await _settle(rt, use, auth, meter, upstream, started, sent)
         except VaultError as exc:
             error = exc.code
         except (asyncio.CancelledError, GeneratorExit):
@@ -195,14 +207,16 @@ async def _forward(
         finally:
             upstream.close()
             release_held(request.scope)
-            rt.pipeline.record_outcome(
-                use,
-                auth,
-                status=upstream.status,
-                latency_ms=_ms(started),
-                bytes_out=sent,
-                error=error,
-            )
+            if not settled:
+                rt.pipeline.record_outcome(
+                    use,
+                    auth,
+                    status=upstream.status,
+                    latency_ms=_ms(started),
+                    bytes_out=sent,
+                    error=error,
+                    usage=meter.usage() if meter is not None else None,
+                )
 
     response = StreamingResponse(relay(), status_code=upstream.status)
     response.raw_headers = raw_headers
@@ -210,6 +224,20 @@ async def _forward(
 
 
 SMALL_BODY = 64 * 1024
+
+
+async def _settle(
+    rt: Runtime,
+    use: UseRequest,
+    auth: Authorized,
+    meter: UsageMeter,
+    upstream: UpstreamResponse,
+    started: float,
+    sent: int,
+) -> bool:
+    status, latency = upstream.status, _ms(started)
+    await settle(rt.pipeline, use, auth, meter, status=status, latency_ms=latency, bytes_out=sent)
+    return True
 
 
 async def _buffered(
@@ -221,6 +249,7 @@ async def _buffered(
 ) -> Response:
     error: str | None = None
     content = b""
+    meter = meter_for(auth, upstream.headers)
     try:
         content = await upstream.read(SMALL_BODY)
     except (VaultError, asyncio.CancelledError) as exc:
@@ -228,14 +257,18 @@ async def _buffered(
         raise
     finally:
         upstream.close()
-        rt.pipeline.record_outcome(
-            use,
-            auth,
-            status=upstream.status,
-            latency_ms=_ms(started),
-            bytes_out=len(content),
-            error=error,
-        )
+        if meter is None or error is not None:
+            rt.pipeline.record_outcome(
+                use,
+                auth,
+                status=upstream.status,
+                latency_ms=_ms(started),
+                bytes_out=len(content),
+                error=error,
+            )
+    if meter is not None:
+        meter.feed(content)
+        await _settle(rt, use, auth, meter, upstream, started, len(content))
     content, headers = redact_echo(rt, use, auth, content, upstream.headers)
     response = Response(content, status_code=upstream.status)
     # Content-Length among them, as the upstream sent it (or as the redaction left it).
