@@ -7,6 +7,7 @@ Fired all at once over both nodes, a budget of N requests admits exactly N.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_a_token_budget_holds_across_two_nodes(
     nodes: list[Node], llm: LlmUpstream, stream: bool
 ) -> None:
     a, b = nodes
-    tenant = Tenant.create(a.vault)
+    tenant = Tenant.create(a.vault, f"tokens-{uuid.uuid4().hex[:8]}")
     parent = store(tenant, llm, {"tokens": 120, "per": "day"})
     agent = clone(a.vault, parent, ttl_seconds=600).json()["grant_id"]
     statuses = []
@@ -61,7 +62,7 @@ def test_a_token_budget_holds_across_two_nodes(
 def test_a_request_budget_admits_exactly_n_when_both_nodes_race(
     nodes: list[Node], llm: LlmUpstream
 ) -> None:
-    tenant = Tenant.create(nodes[0].vault)
+    tenant = Tenant.create(nodes[0].vault, f"requests-{uuid.uuid4().hex[:8]}")
     grant = store(tenant, llm, {"requests": 7, "per": "hour"})
 
     def call(i: int) -> int:
