@@ -58,6 +58,10 @@ def show_grant(request: Request, grant_id: str, user: User) -> Response:
 @router.post("/grants/{grant_id}/policy", include_in_schema=False)
 def update_policy(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
     doc, errors = forms.policy_doc(form)
+    # The form has no budget fields yet: saving it keeps the budget set through the API.
+    kept = runtime(request).grants.get(grant_id)["policy"] or {}
+    if "budget" in kept:
+        doc["budget"] = kept["budget"]
     if not errors:
         try:
             runtime(request).grants.update_policy(grant_id, doc, actor)
