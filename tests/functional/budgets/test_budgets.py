@@ -16,7 +16,7 @@ import pytest
 from alter_sdk import HttpMethod, QuotaExceededError
 
 from functional.budgets.conftest import CANARY, clone, store, transparent, usage
-from support import Vault
+from support import Vault, run_upstream
 from support.audit import events, wait_for_events
 from support.injection import Tenant, error_of
 from support.llm import SHAPES, TOKENS_IN, TOKENS_OUT, LlmUpstream, request_of
@@ -113,3 +113,27 @@ def test_an_answer_without_usage_counts_as_a_request_only(
     outcomes = wait_for_events(budget_vault, 2, grant_id=grant, event="grant:outcome")
     assert all(o["details"]["usage"]["metered"] is False for o in outcomes)
     assert CANARY not in json.dumps(events(budget_vault, grant_id=grant))
+
+
+def test_a_metered_stream_is_still_relayed_event_by_event(
+    budget_vault: Vault, tenant: Tenant
+) -> None:
+    """The upstream holds its second event until the first has reached the client: a relay
+    that buffered a budgeted stream to read its usage would never deliver that first event."""
+    with run_upstream() as upstream:
+        body = {"credential_type": "bearer", "credential": {"token": CANARY}}
+        grant = tenant.store(body, [upstream.origin], policy={"budget": BUDGET})
+        url = f"{budget_vault.base_url}/proxy/{grant}/gated-sse"
+        headers = {"Authorization": f"Bearer {tenant.key}"}
+        with (
+            httpx.Client(trust_env=False, timeout=30) as client,
+            client.stream("POST", url, json={}, headers=headers) as answer,
+        ):
+            chunks = answer.iter_bytes()
+            first = next(chunks)
+            assert b'"e0"' in first
+            upstream.gate.set()
+            rest = b"".join(chunks)
+        assert not upstream.gate_timed_out
+        assert b"[DONE]" in rest
+    assert usage(budget_vault, grant)["budgets"][0]["window"]["requests"] == 1
