@@ -7,22 +7,65 @@ Fired all at once over both nodes, a budget of N requests admits exactly N.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from functional.budgets.conftest import clone, store, transparent, usage
-from functional.fleet.nodes import Node, init_vault, start_node
+from functional.fleet.nodes import VAULTGATE, init_vault
+from support import Vault, free_port
 from support.audit import wait_for_events
 from support.injection import Tenant
 from support.llm import LlmUpstream
 
-# Starting two nodes of two workers each takes minutes on a loaded 2-core machine.
+# Starting two nodes can take minutes on a loaded 2-core machine.
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(900)]
+START_TIMEOUT = 300.0
+
+
+@dataclass
+class Node:
+    vault: Vault
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def base_url(self) -> str:
+        return self.vault.base_url
+
+
+def _start(data_dir: Path, init: dict[str, Any], url: str) -> Node:
+    """One ``serve`` process of one worker, ready once ``/readyz`` answers 200."""
+    port = free_port()
+    env = {
+        "VAULTGATE_DATA_DIR": str(data_dir),
+        "VAULTGATE_DATABASE_URL": url,
+        "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
+    }
+    proc = subprocess.Popen(
+        [*VAULTGATE, "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stderr=subprocess.DEVNULL,
+    )
+    vault = Vault(f"http://127.0.0.1:{port}", init["admin_key"], "", "", data_dir, env)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        assert proc.poll() is None, "serve exited"
+        try:
+            if httpx.get(f"{vault.base_url}/readyz", trust_env=False).status_code == 200:
+                return Node(vault, proc)
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the node did not come up"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +75,12 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, pg_module_url: str) -> Itera
     started: list[Node] = []
     try:
         for _ in range(2):
-            started.append(start_node(data_dir, init, pg_module_url, workers=2))
+            started.append(_start(data_dir, init, pg_module_url))
         yield started
     finally:
         for node in started:
-            node.stop()
+            node.proc.terminate()
+            node.proc.wait(timeout=60)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
