@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from vaultgate.server import portal
 from vaultgate.server.api import (
     approvals,
+    budgets,
     errors,
     health,
     management,
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(sdk_approvals.router)
     app.include_router(sdk_keys.router)
     app.include_router(sdk_agents.router)
+    app.include_router(budgets.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

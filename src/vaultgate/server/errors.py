@@ -9,6 +9,7 @@
     ├── Conflict            409  duplicate_name, ...
     ├── PayloadTooLarge     413  body_too_large
     ├── RateLimited         429  rate_limit_exceeded (with Retry-After)
+    │   └── BudgetExceeded  429  quota_exceeded (Retry-After: the end of the budget's window)
     ├── BadGateway          502  upstream_error
     ├── Unavailable         503  audit_unavailable, storage_unavailable
     │   └── MasterKeyUnavailable 503  master_key_unavailable (this node lacks the wrapping key)
@@ -95,6 +96,12 @@ class RateLimited(VaultError):
         self.retry_after = max(1, retry_after)
         self.headers.setdefault("Retry-After", str(self.retry_after))
         self.extra.setdefault("retry_after", self.retry_after)
+
+
+class BudgetExceeded(RateLimited):
+    """A grant's budget is spent for its window: the official client's ``QuotaExceededError``."""
+
+    default_code = "quota_exceeded"
 
 
 class BadGateway(VaultError):

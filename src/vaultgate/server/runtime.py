@@ -18,6 +18,7 @@ from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.key_controls import KeyControls
 from vaultgate.server.auth.sdk import NonceCache, SdkAuthenticator
 from vaultgate.server.auth.services import KeyService
+from vaultgate.server.budgets import Pricing, load_pricing
 from vaultgate.server.clock import Clock, utcnow
 from vaultgate.server.crypto import API_KEY_HASH, AUDIT_CHAIN, PORTAL_SESSION, Barrier
 from vaultgate.server.egress.client import UpstreamClient, UpstreamTimeouts
@@ -63,6 +64,7 @@ class Runtime:
     changes: Changes = field(default_factory=Changes)
     tracing: Tracing | None = None  # set when VAULTGATE_OTLP_ENDPOINT is
     heartbeat: Heartbeat | None = None
+    pricing: Pricing = field(default_factory=lambda: Pricing({}))
 
     @classmethod
     def build(
@@ -103,6 +105,7 @@ class Runtime:
         )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
+        pricing = load_pricing(settings.pricing_file)
         return cls(
             settings=settings,
             engine=engine,
@@ -111,7 +114,9 @@ class Runtime:
             keys=keys,
             secrets=secrets,
             grants=grants,
-            pipeline=Pipeline(grants, secrets, writer, clock, guard=guard, keys=keys),
+            pipeline=Pipeline(
+                grants, secrets, writer, clock, guard=guard, keys=keys, pricing=pricing
+            ),
             upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,
@@ -130,6 +135,7 @@ class Runtime:
                 else None
             ),
             heartbeat=Heartbeat(engine, node_id(settings.node_name), secrets.keys.refresh),
+            pricing=pricing,
         )
 
     @functools.cached_property

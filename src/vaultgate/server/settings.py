@@ -62,6 +62,8 @@ class Settings:
     otel_service_name: str = "vaultgate"
     # How this node names itself in the fleet's heartbeat rows (fleet/heartbeat.py).
     node_name: str = field(default_factory=socket.gethostname)
+    # Budgets: a JSON price table whose models replace the shipped ones (budgets/pricing.py).
+    pricing_file: Path | None = None
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -158,6 +160,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         node_name=env.get("VAULTGATE_NODE_NAME") or socket.gethostname(),
     )
     base = replace(base, **proxy_limits(env))
+    if pricing := env.get("VAULTGATE_PRICING_FILE"):
+        base = replace(base, pricing_file=Path(pricing))
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):
             flags[name] = parse_networks(flags[name], "--" + name.replace("_", "-"))

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import ChainHeadMissing, append, lock_head
+from vaultgate.server.budgets.alerts import alert_event
 from vaultgate.server.errors import Unavailable
 from vaultgate.server.fleet.admission import Admission, Admitter, StaleView, refused
 from vaultgate.server.observability import metrics
@@ -215,10 +216,14 @@ class AuditWriter:
             log.warning("audit write did not complete within %.1fs", self._timeout)
             raise audit_unavailable() from None
 
-    def submit(self, event: AuditEvent) -> None:
-        """Queue ``event`` without waiting (outcomes): retried until stored, logged if dropped."""
+    def submit(self, event: AuditEvent, admission: Admission | None = None) -> None:
+        """Queue ``event`` without waiting (outcomes): retried until stored, logged if dropped.
+
+        An ``admission`` here only spends (an outcome's usage, ``Admission.spend``): nothing
+        it carries can refuse the event.
+        """
         try:
-            self._enqueue(_Pending(event))
+            self._enqueue(_Pending(event, admission=admission))
         except Unavailable:
             self.stats.dropped += 1
             log.warning("audit writer stopped; an %s event was dropped", event.event)
@@ -308,6 +313,7 @@ class AuditWriter:
                 events.append(pending.event)
             elif not isinstance(refusal, StaleView):
                 events.append(refused(pending.event, refusal))
+        events.extend(alert_event(alert, batch[i].event) for i, alert in self._admitter.alerts)
         return events
 
     def _on_success(self, batch: list[_Pending]) -> None:

@@ -25,6 +25,7 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.writer import AuditWriter
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.services import KeyService
+from vaultgate.server.budgets import Pricing, Spend, Spending, Usage
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.events import completed, use_details, use_event
 from vaultgate.server.egress.guard import AddressGuard
@@ -91,6 +92,14 @@ class Authorized:
             id=self.event_id,
         )
 
+    at: float = 0.0  # epoch seconds of the use: its usage counts in the windows of this instant
+    spending: Spending = ()  # the budgets of the grant and its ancestors, own first
+
+    @property
+    def metered(self) -> bool:
+        """Whether the answer's usage must be read: a budget of the lineage counts it."""
+        return bool(self.spending)
+
 
 class Pipeline:
     def __init__(
@@ -102,7 +111,9 @@ class Pipeline:
         usage: UsageRecorder | None = None,
         guard: AddressGuard | None = None,
         keys: KeyService | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
+        self._pricing = pricing or Pricing({})
         self._grants = grants
         self._secrets = secrets
         self._audit = audit
@@ -178,13 +189,16 @@ class Pipeline:
         check_hold(grant.policies, use.method, use.target.path)
         await self._require_master_key(use, grant, now)
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
+        admission = self._admission(use, grant, now)
         with span("vaultgate.audit.commit"):
-            await self._audit.record(event, self._admission(use, grant, now))
+            await self._audit.record(event, admission)
         grant, credential = await self._open(grant)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
-        return Authorized(grant, credential, event.id, event)
+        return Authorized(
+            grant, credential, event.id, event=event, at=admission.at, spending=admission.spending
+        )
 
     async def _open(self, grant: GrantContext) -> tuple[GrantContext, Credential]:
         """The grant's current credential, even when a rotation won the race to it.
@@ -289,8 +303,15 @@ class Pipeline:
             for grant_id, policy in zip(lineage, grant.policies, strict=False)
             if policy.rate_limit is not None
         )
+        spending = tuple(
+            (grant_id, policy.budget)
+            for grant_id, policy in zip(lineage, grant.policies, strict=False)
+            if policy.budget is not None
+        )
         view = min(use.principal.generation, grant.generation)
-        return Admission(at=now.timestamp(), view=view, nonce=use.nonce, budgets=budgets)
+        return Admission(
+            at=now.timestamp(), view=view, nonce=use.nonce, budgets=budgets, spending=spending
+        )
 
     @staticmethod
     def _event(
@@ -316,10 +337,41 @@ class Pipeline:
         latency_ms: int,
         bytes_out: int | None = None,
         error: str | None = None,
+        usage: Usage | None = None,
     ) -> None:
+        """Queue the outcome (not awaited); a metered one spends its lineage's budgets."""
+        event, admission = self._outcome(use, auth, status, latency_ms, bytes_out, error, usage)
+        self._audit.submit(event, admission)
+
+    async def settle_outcome(
+        self,
+        use: UseRequest,
+        auth: Authorized,
+        *,
+        status: int,
+        latency_ms: int,
+        bytes_out: int,
+        usage: Usage,
+    ) -> None:
+        """Record a metered outcome durably before the answer ends: the caller's next request,
+        on any node, is then decided on a spend that includes this one."""
+        event, admission = self._outcome(use, auth, status, latency_ms, bytes_out, None, usage)
+        await self._audit.record(event, admission)
+
+    def _outcome(
+        self,
+        use: UseRequest,
+        auth: Authorized,
+        status: int,
+        latency_ms: int,
+        bytes_out: int | None,
+        error: str | None,
+        usage: Usage | None,
+    ) -> tuple[AuditEvent, Admission | None]:
         details: dict[str, object] = dict(use_details(use.principal, use.context) or {})
         if bytes_out is not None:
             details["response_bytes"] = bytes_out
+        admission = self._spent(auth, usage, details)
         now = self._clock()
         event = completed(
             auth.follow_up(use, now),
@@ -331,7 +383,22 @@ class Pipeline:
             upstream_status=status,
             latency_ms=latency_ms,
         )
-        self._audit.submit(event)
+        return event, admission
+
+    def _spent(
+        self, auth: Authorized, usage: Usage | None, details: dict[str, object]
+    ) -> Admission | None:
+        """The usage in the outcome's details, and the spend its budgets count."""
+        if usage is None or not auth.spending:
+            return None
+        cost = self._pricing.cost(usage)
+        details["usage"] = {
+            **usage.as_details(),
+            "usd_nanos": cost or 0,
+            "priced": cost is not None,
+        }
+        spend = Spend(usage.tokens_in, usage.tokens_out, cost or 0)
+        return Admission(at=auth.at, spending=auth.spending, spend=spend)
 
 
 def _raise_if_denied(decision: Decision) -> None:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Final
 from vaultgate.server.egress.client import UpstreamResponse
 from vaultgate.server.egress.echo import redact_echo
 from vaultgate.server.egress.inject import inject
+from vaultgate.server.egress.metering import meter_for, settle
 from vaultgate.server.egress.pipeline import Authorized, UseRequest
 from vaultgate.server.errors import VaultError
 
 if TYPE_CHECKING:
+    from vaultgate.server.budgets import UsageMeter
     from vaultgate.server.runtime import Runtime
 
 Headers = list[tuple[str, str]]
@@ -49,20 +51,46 @@ class Relay:
         self._started = time.monotonic()
         self._closed = False
 
-    def close(self, *, status: int, bytes_out: int | None = None, error: str | None = None) -> None:
+    def close(
+        self,
+        *,
+        status: int,
+        bytes_out: int | None = None,
+        error: str | None = None,
+        meter: UsageMeter | None = None,
+    ) -> None:
         """Record the request's outcome; only the first close of a relay counts."""
         if self._closed:
             return
         self._closed = True
-        latency_ms = int((time.monotonic() - self._started) * 1000)
         self._rt.pipeline.record_outcome(
             self._use,
             self._auth,
             status=status,
-            latency_ms=latency_ms,
+            latency_ms=self._ms(),
             bytes_out=bytes_out,
             error=error,
+            usage=meter.usage() if meter is not None else None,
         )
+
+    async def settle(self, meter: UsageMeter, *, status: int, bytes_out: int) -> None:
+        """Close with a metered outcome, awaited: the spend is durable before the answer ends
+        (egress/metering.py), so the caller's next request is decided on it, on any node."""
+        if self._closed:
+            return
+        self._closed = True
+        await settle(
+            self._rt.pipeline,
+            self._use,
+            self._auth,
+            meter,
+            status=status,
+            latency_ms=self._ms(),
+            bytes_out=bytes_out,
+        )
+
+    def _ms(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
 
     async def send(self, headers: Headers, query: Headers, body: Body) -> UpstreamResponse:
         """Inject the credential and send; a send that fails closes the relay with its code."""
@@ -86,11 +114,18 @@ class Relay:
         finally:
             upstream.close()
         content, headers = redact_echo(self._rt, self._use, self._auth, content, upstream.headers)
-        self.close(status=upstream.status, bytes_out=len(content))
+        if (meter := meter_for(self._auth, upstream.headers)) is not None:
+            meter.feed(content)
+            await self.settle(meter, status=upstream.status, bytes_out=len(content))
+        else:
+            self.close(status=upstream.status, bytes_out=len(content))
         return Answer(upstream.status, headers, content)
 
     def streamed(self, upstream: UpstreamResponse, on_end: Callable[[], None]) -> Answer:
         """The answer passed on chunk by chunk; ``on_end`` runs once the stream is over."""
+
+        meter = meter_for(self._auth, upstream.headers)
+        length = content_length(upstream.headers)
 
         async def chunks() -> AsyncIterator[bytes]:
             sent = 0
@@ -98,7 +133,15 @@ class Relay:
             try:
                 async for chunk in upstream.iter_chunks():
                     sent += len(chunk)
+                    if meter is not None:
+                        meter.feed(chunk)
+                        if length is not None and sent >= length:
+                            # The last bytes of a declared length wait for the durable spend.
+                            await self.settle(meter, status=upstream.status, bytes_out=sent)
                     yield chunk
+                if meter is not None:
+                    # The chunked end (the last frame) waits for the durable spend.
+                    await self.settle(meter, status=upstream.status, bytes_out=sent)
             except VaultError as exc:
                 error = exc.code
             except (asyncio.CancelledError, GeneratorExit):
@@ -107,7 +150,7 @@ class Relay:
             finally:
                 upstream.close()
                 on_end()
-                self.close(status=upstream.status, bytes_out=sent, error=error)
+                self.close(status=upstream.status, bytes_out=sent, error=error, meter=meter)
 
         return Answer(upstream.status, upstream.headers, chunks())
 

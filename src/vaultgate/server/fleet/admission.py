@@ -10,7 +10,10 @@ round trip of its own (the statements ride in the batch the request waits for an
 - **replay**: a signed request's nonce is already stored (from any worker or node), or appears
   twice in the batch; refused and audited as a denial;
 - **rate limits**: a sliding window per limited grant, own grant first and then each limited
-  ancestor, counted over ``rate_hits``; refused with the seconds until the oldest hit leaves it.
+  ancestor, counted over ``rate_hits``; refused with the seconds until the oldest hit leaves it;
+- **budgets**: the spend of the grant and its budgeted ancestors in their current windows
+  (``budgets.ledger``); an outcome's usage is added in the same way, so it is counted before
+  the next use of any node is admitted.
 
 A refused use is written as a ``grant:deny`` with the refusal's code; nothing is stored of a
 refused use's nonce or hits, so a refusal never spends budget.
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy.engine import Connection
 
+from vaultgate.server.budgets.ledger import BudgetAlert, Ledger, Spend, Spending
 from vaultgate.server.errors import Unauthenticated, VaultError
 from vaultgate.server.fleet import changes
 from vaultgate.server.fleet.changes import Changes
@@ -76,6 +80,8 @@ class Admission:
     view: int | None = None  # the change count the decision's caches were loaded under
     nonce: str | None = None  # ``nonce_key`` of a signed request
     budgets: tuple[tuple[str, RateLimit], ...] = ()  # own grant first, then limited ancestors
+    spending: Spending = ()  # the budgets of the grant and its ancestors, own first
+    spend: Spend | None = None  # an outcome's usage: added to ``spending``, nothing checked
 
 
 @dataclass(slots=True)
@@ -98,19 +104,24 @@ class Admitter:
     def __init__(self, changes_seen: Changes) -> None:
         self._changes = changes_seen
         self._pruned_at = 0.0
+        # The budget alerts of the last batch, by the index of the item that crossed them.
+        self.alerts: list[tuple[int, BudgetAlert]] = []
 
     def admit(self, conn: Connection, items: Sequence[Admission | None]) -> list[Exception | None]:
         """For each item, None when admitted, else why not; stores what admitted items spend."""
         verdicts: list[Exception | None] = [None] * len(items)
+        self.alerts = []
         present = [(i, a) for i, a in enumerate(items) if a is not None]
         if not present:
             return verdicts
         windows: dict[str, _Window] = {}
+        ledger = Ledger(conn)
         self._check_views(conn, present, verdicts)
         self._check_nonces(conn, present, verdicts)
-        self._check_rates(conn, present, verdicts, windows)
+        self.alerts = self._check_rates(conn, present, verdicts, windows, ledger)
         admitted = [a for i, a in present if verdicts[i] is None]
         self._store(conn, admitted)
+        ledger.flush()
         self._prune(conn, max(a.at for _, a in present), windows)
         return verdicts
 
@@ -162,18 +173,28 @@ class Admitter:
         present: list[tuple[int, Admission]],
         verdicts: list[Exception | None],
         windows: dict[str, _Window],
-    ) -> None:
+        ledger: Ledger,
+    ) -> list[tuple[int, BudgetAlert]]:
+        """Rate limits, then budgets, item by item: a refusal spends neither."""
         since = min(a.at for _, a in present)
+        alerts: list[tuple[int, BudgetAlert]] = []
         for i, a in present:
-            if verdicts[i] is not None or not a.budgets:
+            if verdicts[i] is not None or not (a.budgets or a.spending):
                 continue
             opened = [_window(conn, windows, gid, limit, since) for gid, limit in a.budgets]
             full = next((w for w in opened if w.full()), None)
             if full is not None:
                 verdicts[i] = _rate_limited(conn, full, a.at)
                 continue
+            if a.spending:
+                verdicts[i] = _spend(ledger, a)
+                alerts.extend((i, alert) for alert in ledger.alerts)
+                ledger.alerts.clear()
+                if verdicts[i] is not None:
+                    continue
             for window in opened:
                 window.added.append(a.at)
+        return alerts
 
     @staticmethod
     def _store(conn: Connection, admitted: list[Admission]) -> None:
@@ -210,6 +231,13 @@ def _window(
         window = _Window(grant_id, limit, since, int(stored), window.added if window else [])
         windows[grant_id] = window
     return window
+
+
+def _spend(ledger: Ledger, admission: Admission) -> Exception | None:
+    if admission.spend is not None:
+        ledger.spend(admission.at, admission.spending, admission.spend)
+        return None
+    return ledger.use(admission.at, admission.spending)
 
 
 def _rate_limited(conn: Connection, window: _Window, now: float) -> Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,6 +25,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from vaultgate.server.errors import Unprocessable
@@ -181,6 +183,63 @@ class RateLimit(BaseModel):
     per_seconds: int = Field(strict=True, ge=1, le=366 * 24 * 3600)
 
 
+BudgetPeriod = Literal["hour", "day", "month"]
+BudgetMetric = Literal["requests", "tokens", "usd"]
+BUDGET_METRICS: tuple[BudgetMetric, ...] = ("requests", "tokens", "usd")
+MAX_BUDGET = 10**15
+MAX_BUDGET_USD = Decimal(1_000_000_000)
+NANOS_PER_USD = 10**9
+
+
+def _usd(value: object) -> object:
+    # Text or a whole number only: a JSON float such as 0.1 is not the amount anyone meant.
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError('must be an amount in USD as text, such as "5.00"')
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError('must be an amount in USD as text, such as "5.00"') from None
+    if not amount.is_finite() or not 0 < amount <= MAX_BUDGET_USD:
+        raise ValueError(f"must be more than 0 and at most {MAX_BUDGET_USD}")
+    if amount.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise ValueError("must have at most 6 decimal places")
+    return amount
+
+
+class Budget(BaseModel):
+    """A spending limit per calendar window (UTC): exactly one of requests, tokens or usd.
+
+    The request that crosses it completes; every later one in the window is refused (429
+    ``quota_exceeded``). Counted exactly across workers and nodes (``budgets.ledger``).
+    """
+
+    model_config = Strict
+
+    requests: int | None = Field(default=None, strict=True, ge=1, le=MAX_BUDGET)
+    tokens: int | None = Field(default=None, strict=True, ge=1, le=MAX_BUDGET)
+    usd: Annotated[Decimal, BeforeValidator(_usd)] | None = None
+    per: BudgetPeriod
+    alert_at_percent: int = Field(default=80, strict=True, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Budget:
+        given = [name for name in BUDGET_METRICS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of requests, tokens or usd")
+        return self
+
+    @property
+    def metric(self) -> BudgetMetric:
+        return next(name for name in BUDGET_METRICS if getattr(self, name) is not None)
+
+    @property
+    def limit(self) -> int:
+        """The limit in counted units: requests, tokens, or nano-USD."""
+        if self.usd is not None:
+            return int(self.usd * NANOS_PER_USD)
+        return int(self.requests if self.requests is not None else self.tokens or 0)
+
+
 def _glob(value: str) -> str:
     problem = glob_problem(value)
     if problem is not None:
@@ -216,6 +275,7 @@ class Policy(BaseModel):
     ip_deny: list[Network] | None = Field(default=None, max_length=MAX_ITEMS)
     callers: list[CallerName] | None = Field(default=None, max_length=MAX_ITEMS)
     rate_limit: RateLimit | None = None
+    budget: Budget | None = None
     require_reason: bool | None = Field(default=None, strict=True)
     proxy_only: bool | None = Field(default=None, strict=True)
     requires_approval: ApprovalRule | None = None

@@ -14,7 +14,14 @@ from typing import Any
 from vaultgate.server.errors import Unprocessable
 from vaultgate.server.policy.approval import approval_narrower
 from vaultgate.server.policy.globs import glob_covers
-from vaultgate.server.policy.models import IPNetwork, Policy, RateLimit, Schedule, parse_policy
+from vaultgate.server.policy.models import (
+    Budget,
+    IPNetwork,
+    Policy,
+    RateLimit,
+    Schedule,
+    parse_policy,
+)
 
 MAX_TTL_SECONDS = 10 * 366 * 24 * 3600
 
@@ -96,6 +103,16 @@ def _rate_limit(child: RateLimit, parent: RateLimit) -> str | None:
     return None
 
 
+def _budget(child: Budget, parent: Budget) -> str | None:
+    # Another period or unit cannot be compared with the parent's (the parent's budget still
+    # binds a clone, but a policy that reads wider than it is would mislead its reader).
+    if child.metric != parent.metric or child.per != parent.per:
+        return f"must count {parent.metric} per {parent.per}, as the parent's does"
+    if child.limit > parent.limit:
+        return "may not be larger than the parent's"
+    return None
+
+
 def _kept_on(child: bool, parent: bool) -> str | None:
     return None if child or not parent else "may not be turned off by a clone"
 
@@ -110,6 +127,7 @@ _CHECKS: Sequence[tuple[str, Callable[[Any, Any], str | None]]] = (
     ("ip_deny", _ip_deny),
     ("callers", _callers),
     ("rate_limit", _rate_limit),
+    ("budget", _budget),
     ("require_reason", _kept_on),
     ("proxy_only", _kept_on),
     ("requires_approval", approval_narrower),

@@ -330,3 +330,18 @@ agent_keys = sa.Table(
     sa.Column("deprecated_at", UTCDateTime, nullable=True),
     sa.Index("ix_agent_keys_agent_id", "agent_id"),
 )
+
+# Budgets (server/budgets): a grant's spend per budget window, added to by the audit batch that
+# admits a use or records a metered outcome, so the totals are exact across processes. One row
+# per grant, period and window: the history of a grant's usage, kept.
+budget_usage = sa.Table(
+    "budget_usage",
+    metadata,
+    sa.Column("grant_id", ID, primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),  # hour, day or month
+    sa.Column("window_start", sa.BigInteger, primary_key=True),  # epoch seconds, UTC
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("tokens_in", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("tokens_out", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("usd_nanos", sa.BigInteger, nullable=False, server_default="0"),
+)

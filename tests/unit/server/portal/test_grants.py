@@ -145,3 +145,38 @@ def _actor():
     from vaultgate.server.auth.services import Actor
 
     return Actor(portal_user="fixture")
+
+
+def test_the_grant_page_charts_its_budget_usage(signed_in):
+    from vaultgate.server.budgets import Ledger, Spend
+    from vaultgate.server.policy.models import parse_policy
+
+    grant_id = _grant(signed_in)
+    page = signed_in.client.get(f"/portal/grants/{grant_id}")
+    assert "Budget and usage" not in page.text  # no budget, no chart
+    doc = {"budget": {"tokens": 1000, "per": "day"}}
+    signed_in.rt.grants.update_policy(grant_id, doc, _actor_of_fixture())
+    budget = parse_policy(doc).budget
+    at = signed_in.rt.clock().timestamp()
+    with signed_in.rt.engine.begin() as conn:
+        ledger = Ledger(conn)
+        assert ledger.use(at, ((grant_id, budget),)) is None
+        ledger.spend(at, ((grant_id, budget),), Spend(300, 150, 0))
+        ledger.flush()
+    page = signed_in.client.get(f"/portal/grants/{grant_id}")
+    assert page.status_code == 200
+    assert "<strong>1000 tokens per day</strong>" in page.text
+    assert '<span class="budget-spent">450</span>' in page.text
+    assert '<span class="budget-remaining">550</span>' in page.text
+    assert '<svg role="img"' in page.text and 'height="45"' in page.text  # 45% of the bar
+    assert "<td>1</td><td>300</td><td>150</td><td>0.000000</td><td>45%</td>" in page.text
+    assert CANARY not in page.text
+    saved = signed_in.post(f"/portal/grants/{grant_id}/policy", {"policy.callers": "agent-1"})
+    assert saved.status_code == 303
+    assert signed_in.rt.grants.get(grant_id)["policy"]["budget"]["tokens"] == 1000
+
+
+def _actor_of_fixture():
+    from vaultgate.server.auth.services import Actor
+
+    return Actor(portal_user="fixture")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from vaultgate.server.api.deps import runtime
+from vaultgate.server.budgets.services import UsageService
 from vaultgate.server.errors import VaultError
 from vaultgate.server.portal import forms
 from vaultgate.server.portal.pages import render
@@ -36,6 +37,7 @@ def _page(request: Request, grant_id: str, **extra: Any) -> Response:
         secret=secret,
         snippet=snippets(grant_id, secret["allowed_hosts"], str(request.base_url)),
         children=[g for g in secret["grants"] if g["parent_grant_id"] == grant_id],
+        usage=UsageService(rt.engine, rt.grants, rt.clock).usage(grant_id),
         methods=forms.ALL_METHODS,
         policy_values=forms.policy_values(grant["policy"]),
         policy_errors={},
@@ -56,6 +58,10 @@ def show_grant(request: Request, grant_id: str, user: User) -> Response:
 @router.post("/grants/{grant_id}/policy", include_in_schema=False)
 def update_policy(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
     doc, errors = forms.policy_doc(form)
+    # The form has no budget fields yet: saving it keeps the budget set through the API.
+    kept = runtime(request).grants.get(grant_id)["policy"] or {}
+    if "budget" in kept:
+        doc["budget"] = kept["budget"]
     if not errors:
         try:
             runtime(request).grants.update_policy(grant_id, doc, actor)
