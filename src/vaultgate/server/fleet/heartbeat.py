@@ -24,6 +24,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import fleet_nodes, meta
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def live_nodes(conn: Connection, now: float) -> dict[str, list[str]]:
 
 def lacking(engine: Engine, key_id: str, now: float) -> list[str]:
     """The live nodes that do not hold ``key_id``, sorted."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         nodes = live_nodes(conn, now)
     return sorted(node for node, ids in nodes.items() if key_id not in ids)
 
@@ -115,8 +116,11 @@ class Heartbeat:
             log.warning("heartbeat row not removed: %s", type(exc).__name__)
 
     def once(self) -> None:
+        # The key file is read between the two, so the write (SQLite's one write lock) stays short.
+        with reading(self._engine) as conn:  # on SQLite: no write lock for a read
+            active = fleet_active(conn)
+        key_ids = self._refresh(active)
         with self._engine.begin() as conn:
-            key_ids = self._refresh(fleet_active(conn))
             beat(conn, self.node, key_ids, self._clock())
 
     def _run(self, interval: float) -> None:
