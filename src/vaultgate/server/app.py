@@ -18,6 +18,7 @@ from vaultgate.server.api import (
     sdk_approvals,
     sdk_grants,
     sdk_keys,
+    sinks,
 )
 from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(approvals.router)
     app.include_router(sdk_approvals.router)
     app.include_router(sdk_keys.router)
+    app.include_router(sinks.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

@@ -144,6 +144,8 @@ class AuditFilters:
     run_id: str | None = None
     thread_id: str | None = None
     tool: str | None = None
+    # The provider slug of the event's secret (openai, anthropic, ...).
+    provider: str | None = None
 
 
 AuditQuery = Annotated[AuditFilters, Depends()]

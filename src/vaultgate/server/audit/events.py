@@ -42,6 +42,11 @@ APPROVAL_REQUESTED: Final = "approval:requested"
 APPROVAL_DECIDED: Final = "approval:decided"
 APPROVAL_EXECUTED: Final = "approval:executed"
 APPROVAL_EXPIRED: Final = "approval:expired"
+# Alerts (server/alerts) are events too, so they reach every sink and stay in the trail.
+ALERT_EXPIRY: Final = "alert:expiry"
+ALERT_DENIAL_SPIKE: Final = "alert:denial_spike"
+ALERT_VERIFY_FAILED: Final = "alert:verify_failed"
+ALERT_SINK_LAG: Final = "alert:sink_lag"
 
 ALLOWED: Final = "allowed"
 DENIED: Final = "denied"
