@@ -8,7 +8,6 @@ its ``alert:*`` event: the key names the object and its window (``expiry:clone:<
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from vaultgate.server.audit.queries import verify_chain
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.clock import Clock
 from vaultgate.server.fleet import leases
+from vaultgate.server.fleet.ticker import Ticker
 from vaultgate.server.sinks import outbox
 from vaultgate.server.sinks.store import SinkStore
 from vaultgate.server.storage.engine import reading
@@ -68,7 +68,7 @@ class Alerter:
         self.settings = settings
         self._wall = wall
         self._verified_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._ticker: Ticker | None = None
         self.owner = leases.owner_id()
 
     def __repr__(self) -> str:
@@ -76,22 +76,16 @@ class Alerter:
 
     # --- the loop ---------------------------------------------------------------------------
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._ticker = Ticker("alerts", self._tick_if_elected, self.settings.interval_seconds)
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._ticker is not None:
+            await self._ticker.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if await asyncio.to_thread(self._claim):
-                    await asyncio.to_thread(self.tick)
-            except Exception:
-                log.exception("alert tick failed")
-            await asyncio.sleep(self.settings.interval_seconds)
+    async def _tick_if_elected(self) -> None:
+        if await asyncio.to_thread(self._claim):
+            await asyncio.to_thread(self.tick)
 
     def _claim(self) -> bool:
         with self._engine.begin() as conn:

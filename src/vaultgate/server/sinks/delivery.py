@@ -10,7 +10,6 @@ request path: the audit commit that records a use is all the outbox there is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from sqlalchemy.engine import Engine
 from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier
 from vaultgate.server.fleet.leases import owner_id
+from vaultgate.server.fleet.ticker import Ticker
 from vaultgate.server.sinks import formats, outbox, transports
 from vaultgate.server.sinks.models import Sink
 from vaultgate.server.sinks.store import SinkStore, open_secret
@@ -61,30 +61,21 @@ class Deliverer:
         self._settings = settings
         self._wall = wall
         self.owner = owner_id()
-        self._task: asyncio.Task[None] | None = None
+        self._ticker: Ticker | None = None
         self._client: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"Deliverer(owner={self.owner!r})"
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._ticker = Ticker("audit sink delivery", self.run_once, self._settings.poll_seconds)
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._ticker is not None:
+            await self._ticker.stop(grace=self._settings.timeout_seconds + 5)
         if self._client is not None:
             await self._client.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a broken tick (the database away) must not end the loop
-                log.exception("audit sink delivery tick failed")
-            await asyncio.sleep(self._settings.poll_seconds)
 
     async def run_once(self) -> None:
         sinks = await asyncio.to_thread(self._store.sinks, enabled_only=True)
@@ -101,6 +92,8 @@ class Deliverer:
             return
         cursor = sink.cursor
         for _ in range(cfg.batches_per_tick):
+            if self._ticker is not None and self._ticker.stopping:
+                return
             events = await asyncio.to_thread(outbox.batch, self._engine, cursor, cfg.batch)
             if not events:
                 return
