@@ -46,10 +46,24 @@ class Ticker:
         self._task = None
 
     async def _run(self) -> None:
+        failing = False
         while not self._stopping.is_set():
             try:
                 await self._tick()
-            except Exception:  # one broken tick (the database away) must not end the loop
-                log.exception("%s: tick failed", self._name)
+            except Exception as exc:  # one broken tick (the database away) must not end the loop
+                if not failing:  # once per outage, not every tick
+                    log.error("%s: tick failed: %s", self._name, _describe(exc))
+                failing = True
+            else:
+                if failing:
+                    log.warning("%s: working again", self._name)
+                failing = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+
+def _describe(exc: BaseException) -> str:
+    # The driver's own first line: SQLAlchemy's str() would append the bound parameters.
+    inner = getattr(exc, "orig", None) or exc
+    first = str(inner).splitlines()[0] if str(inner) else ""
+    return f"{type(inner).__name__}: {first}"
