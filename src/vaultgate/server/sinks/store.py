@@ -44,11 +44,45 @@ def seal_secret(barrier: Barrier, sink_id: str, secret: str) -> bytes:
     return struct.pack(">I", len(sealed.wrapped_key)) + sealed.wrapped_key + sealed.ciphertext
 
 
+def _split(blob: bytes) -> tuple[bytes, bytes]:
+    (size,) = struct.unpack(">I", blob[:4])
+    return blob[4 : 4 + size], blob[4 + size :]
+
+
+def rewrap_secrets(engine: Engine, barrier: Barrier) -> tuple[int, int]:
+    """Move every sink secret's data key to the active master key (``master-key rotate``).
+
+    One row per transaction, safe to re-run; returns (rewrapped, sealed secrets).
+    """
+    query = sa.select(audit_sinks.c.id).where(audit_sinks.c.secret_sealed.isnot(None))
+    with reading(engine) as conn:
+        ids = list(conn.execute(query).scalars())
+    done = 0
+    for sink_id in ids:
+        with engine.begin() as conn:
+            blob = conn.execute(
+                sa.select(audit_sinks.c.secret_sealed).where(audit_sinks.c.id == sink_id)
+            ).scalar()
+            if blob is None:
+                continue
+            wrapped, ciphertext = _split(blob)
+            new, _ = barrier.rewrap(wrapped, aad=_aad(sink_id))
+            if new == wrapped:
+                continue
+            sealed = struct.pack(">I", len(new)) + new + ciphertext
+            conn.execute(
+                sa.update(audit_sinks)
+                .where(audit_sinks.c.id == sink_id)
+                .values(secret_sealed=sealed)
+            )
+        done += 1
+    return done, len(ids)
+
+
 def open_secret(barrier: Barrier, sink: Sink) -> bytes:
     """The webhook key, for signing one delivery (held only for the length of the send)."""
-    blob = sink.secret_sealed or b""
-    (size,) = struct.unpack(">I", blob[:4])
-    sealed = Sealed(ciphertext=blob[4 + size :], wrapped_key=blob[4 : 4 + size], master_key_id="")
+    wrapped, ciphertext = _split(sink.secret_sealed or b"")
+    sealed = Sealed(ciphertext=ciphertext, wrapped_key=wrapped, master_key_id="")
     return barrier.open_secret(sealed, aad=_aad(sink.id))
 
 

@@ -8,7 +8,10 @@ from sqlalchemy.engine import Engine
 
 from unit.server.sinks.conftest import NOW, append_events
 from vaultgate.server.auth.services import Actor
+from vaultgate.server.crypto import Barrier, Keyring, MasterKey
+from vaultgate.server.keys_at_rest import rewrap_all
 from vaultgate.server.sinks import SinkCreate, SinkStore, outbox
+from vaultgate.server.sinks.store import open_secret, rewrap_secrets
 from vaultgate.server.storage.engine import reading
 
 
@@ -74,3 +77,23 @@ def test_a_new_sink_starts_after_the_trail_so_far_unless_told_otherwise(
     assert store.find(sink_id).cursor == 8  # past its own creation event
     state = store.public(store.find(sink_id))["state"]
     assert state["lag_events"] == 0
+
+
+def test_master_key_rotation_rewraps_a_sinks_webhook_secret(
+    engine: Engine, store: SinkStore
+) -> None:
+    body = SinkCreate.model_validate(
+        {
+            "name": "hook",
+            "kind": "webhook",
+            "config": {"url": "https://siem.example.com/"},
+            "secret": "rotate-me-0123456789",
+        }
+    )
+    sink_id = str(store.create(body, Actor())["id"])
+    old = MasterKey("mk_test", bytes(range(32)))
+    new = MasterKey("mk_new", bytes(range(100, 132)))
+    assert rewrap_all(engine, Barrier(Keyring([old, new], active_id="mk_new"))) == (1, 1)
+    only_new = Barrier(Keyring([new], active_id="mk_new"))
+    assert open_secret(only_new, store.find(sink_id)) == b"rotate-me-0123456789"
+    assert rewrap_secrets(engine, only_new) == (0, 1)  # re-run: nothing left to move
