@@ -58,7 +58,7 @@ class Settings:
     approval_webhook_backoff_ms: int = 1000
     # Audit sinks and alerts (server/sinks, server/alerts); VAULTGATE_<NAME> sets each.
     sink_poll_seconds: float = 0.5
-    sink_batch: int = 100
+    sink_batch: int = 500
     sink_backoff_seconds: float = 1.0
     sink_max_backoff_seconds: float = 300.0
     sink_lease_seconds: float = 30.0

@@ -33,7 +33,7 @@ log = logging.getLogger("vaultgate.sinks")
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
     poll_seconds: float = 0.5
-    batch: int = 100
+    batch: int = 500
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
     lease_seconds: float = 30.0
