@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vaultgate.cli import audit_stream
+from vaultgate.cli import audit_sinks, audit_stream
 from vaultgate.cli.output import emit
 from vaultgate.cli.params import MOMENT, MOMENT_HELP
 from vaultgate.cli.remote import api, json_option
@@ -26,6 +26,7 @@ _FILTERS = {
     "run_id": "run_id",  # --run-id: a key of the X-Alter-Context the SDK sent
     "thread_id": "thread_id",
     "tool": "tool",
+    "provider": "provider",
 }
 _FILTER_HELP = {
     "grant": "Only events of this grant_id.",
@@ -38,6 +39,7 @@ _FILTER_HELP = {
     "run_id": "Only uses whose X-Alter-Context carried this run id.",
     "thread_id": "Only uses whose X-Alter-Context carried this thread id.",
     "tool": "Only uses whose X-Alter-Context named this tool.",
+    "provider": "Only events of secrets of this provider (openai, anthropic, ...).",
 }
 
 
@@ -56,7 +58,7 @@ def _filter_params(flags: dict[str, Any]) -> dict[str, Any]:
 
 @click.group()
 def audit() -> None:
-    """The audit trail: list, tail, export, verify."""
+    """The audit trail: list, tail, export, verify, and the sinks it streams to."""
 
 
 @audit.command("list")
@@ -126,3 +128,6 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
     emit(report, as_json=as_json)
     if not report.get("ok"):
         ctx.exit(1)
+
+
+audit.add_command(audit_sinks.sinks)

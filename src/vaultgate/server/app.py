@@ -20,6 +20,7 @@ from vaultgate.server.api import (
     sdk_approvals,
     sdk_grants,
     sdk_keys,
+    sinks,
 )
 from vaultgate.server.api.hotpath import HotPaths
 from vaultgate.server.api.limits import BodyLimit
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(sdk_keys.router)
     app.include_router(sdk_agents.router)
     app.include_router(budgets.router)
+    app.include_router(sinks.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

@@ -152,7 +152,12 @@ def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
                 .values(wrapped_key=new, master_key_id=key_id)
             )
         done += 1
-    return done, int(total)
+    # Audit sinks' webhook secrets are sealed the same way (imported here: sinks/ needs runtime
+    # parts that import this module).
+    from vaultgate.server.sinks.store import rewrap_secrets
+
+    sinks_done, sinks_total = rewrap_secrets(engine, barrier)
+    return done + sinks_done, int(total) + sinks_total
 
 
 class NodeKeys:

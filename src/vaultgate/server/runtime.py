@@ -37,7 +37,9 @@ from vaultgate.server.settings import Settings
 from vaultgate.server.storage.engine import create_engine, migrate
 
 if TYPE_CHECKING:
+    from vaultgate.server.alerts import Alerter
     from vaultgate.server.approvals.services import ApprovalService
+    from vaultgate.server.sinks import Deliverer, SinkStore
 
 
 @dataclass
@@ -163,6 +165,60 @@ class Runtime:
         )
         return service
 
+    @functools.cached_property
+    def sinks(self) -> SinkStore:
+        from vaultgate.server.sinks import SinkStore
+
+        return SinkStore(
+            self.engine,
+            self.barrier,
+            AuditSink(self.audit_key),
+            self.clock,
+            private_networks=self.settings.allow_private_destinations,
+        )
+
+    @functools.cached_property
+    def deliverer(self) -> Deliverer:
+        from vaultgate.server.sinks import Deliverer
+        from vaultgate.server.sinks.delivery import DeliverySettings
+
+        s = self.settings
+        config = DeliverySettings(
+            poll_seconds=s.sink_poll_seconds,
+            batch=s.sink_batch,
+            backoff_seconds=s.sink_backoff_seconds,
+            max_backoff_seconds=s.sink_max_backoff_seconds,
+            lease_seconds=s.sink_lease_seconds,
+            timeout_seconds=s.sink_timeout_seconds,
+        )
+        return Deliverer(
+            self.engine,
+            self.sinks,
+            self.barrier,
+            self.clock,
+            config,
+            default_lead=s.alert_lead_seconds,
+        )
+
+    @functools.cached_property
+    def alerter(self) -> Alerter:
+        from vaultgate.server.alerts import Alerter, AlertSettings
+
+        s = self.settings
+        config = AlertSettings(
+            lead_seconds=s.alert_lead_seconds,
+            interval_seconds=s.alert_interval_seconds,
+            denial_spike_count=s.alert_denial_spike_count,
+            denial_spike_window=s.alert_denial_spike_window,
+            sink_lag_events=s.alert_sink_lag_events,
+            sink_lag_seconds=s.alert_sink_lag_seconds,
+            verify_interval_seconds=s.alert_verify_interval_seconds,
+            lease_seconds=s.sink_lease_seconds,
+        )
+        return Alerter(
+            self.engine, AuditSink(self.audit_key), self.audit_key, self.sinks, self.clock, config
+        )
+
     async def start(self) -> None:
         self.changes.start(self.engine)
         if self.heartbeat is not None:
@@ -170,8 +226,13 @@ class Runtime:
         _ = self.approvals  # built once, before any request thread could race to build two
         self.audit.start()
         await self.upstream.start()
+        # Off the request path: they read the audit table after the fact (sinks/, alerts/).
+        await self.deliverer.start()
+        await self.alerter.start()
 
     async def close(self) -> None:
+        await self.alerter.stop()
+        await self.deliverer.stop()
         await self.upstream.close()
         self.audit.stop()
         if self.heartbeat is not None:

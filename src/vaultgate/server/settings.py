@@ -64,6 +64,20 @@ class Settings:
     node_name: str = field(default_factory=socket.gethostname)
     # Budgets: a JSON price table whose models replace the shipped ones (budgets/pricing.py).
     pricing_file: Path | None = None
+    # Audit sinks and alerts (server/sinks, server/alerts); VAULTGATE_<NAME> sets each.
+    sink_poll_seconds: float = 0.5
+    sink_batch: int = 500
+    sink_backoff_seconds: float = 1.0
+    sink_max_backoff_seconds: float = 300.0
+    sink_lease_seconds: float = 30.0
+    sink_timeout_seconds: float = 10.0
+    alert_lead_seconds: int = 86400
+    alert_interval_seconds: float = 10.0
+    alert_denial_spike_count: int = 20
+    alert_denial_spike_window: int = 60
+    alert_sink_lag_events: int = 1000
+    alert_sink_lag_seconds: float = 300.0
+    alert_verify_interval_seconds: float = 3600.0
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -162,6 +176,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
     base = replace(base, **proxy_limits(env))
     if pricing := env.get("VAULTGATE_PRICING_FILE"):
         base = replace(base, pricing_file=Path(pricing))
+    base = replace(base, **sink_settings(env))
     for name in ("allow_private_destinations", "trusted_proxies"):
         if flags.get(name):
             flags[name] = parse_networks(flags[name], "--" + name.replace("_", "-"))
@@ -194,6 +209,44 @@ def proxy_limits(env: Mapping[str, str]) -> dict[str, Any]:
             value: float = int(raw) if name in _PROXY_INTS else float(raw)
         except ValueError:
             kind = "an integer" if name in _PROXY_INTS else "a number of seconds"
+            raise SettingsError(f"{variable}: expected {kind}") from None
+        if not value > 0:
+            raise SettingsError(f"{variable}: must be greater than 0")
+        found[name] = value
+    return found
+
+
+_SINK_INTS: tuple[str, ...] = (
+    "sink_batch",
+    "alert_lead_seconds",
+    "alert_denial_spike_count",
+    "alert_denial_spike_window",
+    "alert_sink_lag_events",
+)
+_SINK_SECONDS: tuple[str, ...] = (
+    "sink_poll_seconds",
+    "sink_backoff_seconds",
+    "sink_max_backoff_seconds",
+    "sink_lease_seconds",
+    "sink_timeout_seconds",
+    "alert_interval_seconds",
+    "alert_sink_lag_seconds",
+    "alert_verify_interval_seconds",
+)
+
+
+def sink_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The audit sink and alert settings set in ``env`` (``VAULTGATE_SINK_BATCH=500``...)."""
+    found: dict[str, Any] = {}
+    for name in (*_SINK_INTS, *_SINK_SECONDS):
+        variable = "VAULTGATE_" + name.upper()
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: float = int(raw) if name in _SINK_INTS else float(raw)
+        except ValueError:
+            kind = "an integer" if name in _SINK_INTS else "a number of seconds"
             raise SettingsError(f"{variable}: expected {kind}") from None
         if not value > 0:
             raise SettingsError(f"{variable}: must be greater than 0")

@@ -144,6 +144,8 @@ class AuditFilters:
     thread_id: str | None = None
     tool: str | None = None
     agent: str | None = None  # the verified managed agent's name
+    # The provider slug of the event's secret (openai, anthropic, ...).
+    provider: str | None = None
 
 
 AuditQuery = Annotated[AuditFilters, Depends()]

@@ -49,6 +49,11 @@ AGENT_RESUME: Final = "agent:resume"
 AGENT_REVOKE: Final = "agent:revoke"
 KEY_DEPRECATE: Final = "key:deprecate"
 KEY_UNDEPRECATE: Final = "key:undeprecate"
+# Alerts (server/alerts) are events too, so they reach every sink and stay in the trail.
+ALERT_EXPIRY: Final = "alert:expiry"
+ALERT_DENIAL_SPIKE: Final = "alert:denial_spike"
+ALERT_VERIFY_FAILED: Final = "alert:verify_failed"
+ALERT_SINK_LAG: Final = "alert:sink_lag"
 
 ALLOWED: Final = "allowed"
 DENIED: Final = "denied"

@@ -20,7 +20,7 @@ from vaultgate.server.audit.chain import HEAD_KEY, Head, VerifyReport, verify
 from vaultgate.server.audit.events import OUTCOMES
 from vaultgate.server.errors import InvalidInput, Unprocessable
 from vaultgate.server.storage.engine import reading
-from vaultgate.server.storage.tables import audit_events, meta
+from vaultgate.server.storage.tables import audit_events, meta, secrets
 
 MAX_LIMIT: Final = 1000
 CHUNK: Final = 1000
@@ -71,6 +71,7 @@ def _filters(
     thread_id: str | None = None,
     tool: str | None = None,
     agent: str | None = None,
+    provider: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses for the public filters: ``since`` inclusive, ``until`` exclusive."""
     if outcome is not None and outcome not in OUTCOMES:
@@ -97,6 +98,10 @@ def _filters(
     )
     if agent is not None:  # the verified agent (its key's), never the asserted caller
         clauses.append(col.details["agent"]["name"].as_string() == agent)
+    if provider is not None:
+        # Events name the secret, not its provider: the provider's secrets, by subquery.
+        of_provider = sa.select(secrets.c.id).where(secrets.c.provider == provider)
+        clauses.append(col.secret_id.in_(of_provider))
     if (start := _aware(since, "since")) is not None:
         clauses.append(col.ts >= start)
     if (end := _aware(until, "until")) is not None:
@@ -118,6 +123,7 @@ def list_events(
     thread_id: str | None = None,
     tool: str | None = None,
     agent: str | None = None,
+    provider: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -136,6 +142,7 @@ def list_events(
         thread_id=thread_id,
         tool=tool,
         agent=agent,
+        provider=provider,
     )
     if cursor is not None:
         clauses.append(audit_events.c.seq < decode_cursor(cursor))

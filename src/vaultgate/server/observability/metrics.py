@@ -195,4 +195,7 @@ def exposition(rt: Runtime) -> bytes:
     """The scrape body: the process-wide series, then the runtime's scrape-time ones."""
     local = CollectorRegistry(auto_describe=False)
     local.register(RuntimeCollector(rt))
+    from vaultgate.server.observability.sink_metrics import SinkCollector  # imports sinks/
+
+    local.register(SinkCollector(rt))
     return generate_latest(REGISTRY) + generate_latest(local)

@@ -345,3 +345,46 @@ budget_usage = sa.Table(
     sa.Column("tokens_out", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("usd_nanos", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+# Audit streaming (server/sinks): where the trail is pushed. The audit table itself is the outbox:
+# each sink keeps a cursor (the last seq it delivered) instead of a copy of every event, so a
+# request's commit writes nothing more. The webhook secret is a sealed blob (the barrier's
+# envelope, bound to the sink's id), never readable back.
+audit_sinks = sa.Table(
+    "audit_sinks",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("filter", sa.JSON, nullable=False),
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("alert_lead_seconds", sa.Integer, nullable=True),
+    sa.Column("cursor", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("next_attempt_at", sa.Double, nullable=False),  # epoch seconds
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Named leases (fleet/leases.py): which process runs a singleton loop (a sink's delivery, the
+# alerter) until ``until`` (epoch seconds); another process takes over once it lapses.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("until", sa.Double, nullable=False),
+)
+
+# One row per alert already raised (server/alerts): the key names the object and its window,
+# and is inserted in the transaction that appends the alert event, so an alert fires once.
+alert_marks = sa.Table(
+    "alert_marks",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

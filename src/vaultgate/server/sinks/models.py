@@ -1,0 +1,135 @@
+"""What a sink is: its request bodies (validated strictly), its filter, and its stored form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+KINDS: Final = ("webhook", "syslog", "file")
+Kind = Literal["webhook", "syslog", "file"]
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # also a Prometheus label value: keep it tame
+MIN_SECRET: Final = 16
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventFilter(_Strict):
+    """Which events a sink receives; each list empty means "any". An event matches every list.
+
+    ``events`` entries are exact names (``grant:deny``) or a prefix ending in ``*`` (``alert:*``).
+    """
+
+    events: list[str] = Field(default_factory=list, max_length=64)
+    outcomes: list[Literal["allowed", "denied", "ok", "error"]] = Field(
+        default_factory=list, max_length=4
+    )
+    grant_ids: list[str] = Field(default_factory=list, max_length=256)
+    providers: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("events", "grant_ids", "providers")
+    @classmethod
+    def _texts(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not 0 < len(value) <= 64 or any(ord(c) < 33 or ord(c) == 127 for c in value):
+                raise ValueError("entries are 1 to 64 printable characters without spaces")
+        return values
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        if self.events and not any(_name_matches(p, str(event["event"])) for p in self.events):
+            return False
+        if self.outcomes and event["outcome"] not in self.outcomes:
+            return False
+        if self.grant_ids and event.get("grant_id") not in self.grant_ids:
+            return False
+        return not self.providers or event.get("provider") in self.providers
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+
+class WebhookConfig(_Strict):
+    url: str = Field(min_length=8, max_length=2048)
+
+
+class SyslogConfig(_Strict):
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
+    port: int = Field(default=514, ge=1, le=65535)
+    # RFC 5424 facility 13 is "log audit"; the app name is the APP-NAME field.
+    facility: int = Field(default=13, ge=0, le=23)
+    app_name: str = Field(default="vaultgate", pattern=r"^[!-~]{1,48}$")
+
+
+class FileConfig(_Strict):
+    path: str = Field(min_length=2, max_length=1024)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value:
+            raise ValueError("must be an absolute path")
+        return value
+
+
+CONFIGS: Final[dict[str, type[_Strict]]] = {
+    "webhook": WebhookConfig,
+    "syslog": SyslogConfig,
+    "file": FileConfig,
+}
+
+
+class SinkCreate(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Kind
+    config: dict[str, Any]
+    # Write-only: the webhook's HMAC key. Stored sealed, never shown again.
+    secret: str | None = Field(default=None, min_length=MIN_SECRET, max_length=512, repr=False)
+    filter: EventFilter = Field(default_factory=EventFilter)
+    enabled: bool = True
+    alert_lead_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
+    # "now": only events after the sink is created; "beginning": the whole trail first.
+    start: Literal["now", "beginning"] = "now"
+
+
+class SinkUpdate(_Strict):
+    config: dict[str, Any] | None = None
+    secret: str | None = Field(default=None, min_length=MIN_SECRET, max_length=512, repr=False)
+    filter: EventFilter | None = None
+    enabled: bool | None = None
+    alert_lead_seconds: int | None = Field(default=None, ge=60, le=366 * 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """A stored sink as the delivery loop needs it (the secret stays sealed until sending)."""
+
+    id: str
+    name: str
+    kind: str
+    config: dict[str, Any]
+    filter: EventFilter
+    secret_sealed: bytes | None
+    enabled: bool
+    alert_lead_seconds: int | None
+    cursor: int
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float
+    delivered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def __repr__(self) -> str:
+        return f"Sink(name={self.name!r}, kind={self.kind!r}, cursor={self.cursor})"
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Sink:
+        data = dict(row)
+        data["filter"] = EventFilter.model_validate(data["filter"] or {})
+        return cls(**data)
