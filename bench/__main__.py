@@ -161,7 +161,17 @@ def _arguments() -> argparse.Namespace:
         default=int(os.environ.get("BENCH_SDK_PROCESSES", "4")),
         help="processes generating row (e) (default 4; one process is client-bound)",
     )
+    parser.add_argument(
+        "--rows",
+        default=os.environ.get("BENCH_ROWS", ""),
+        help="only these rows, by letter (e.g. d,e); default all, and the memory marks",
+    )
     return parser.parse_args()
+
+
+def _chosen(specs: list[Spec], rows: str) -> list[Spec]:
+    letters = {r.strip().strip("()") for r in rows.split(",") if r.strip()}
+    return [s for s in specs if not letters or s.name[1:2] in letters]
 
 
 def main() -> None:
@@ -175,9 +185,9 @@ def main() -> None:
     vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
     load_before = os.getloadavg()
     try:
-        specs = _specs(vault, origin, nginx, args.sdk_processes)
+        specs = _chosen(_specs(vault, origin, nginx, args.sdk_processes), args.rows)
         rows = _run_all(specs, vault.pid, args.seconds, args.reps)
-        memory = _memory(vault, args.seconds)
+        memory = [] if args.rows else _memory(vault, args.seconds)
         supervisor = procs.rss_mib(vault.pid) if args.workers > 1 else None
     finally:
         vault.stop()

@@ -16,6 +16,7 @@ from ._base import BaseVault
 from ._calls import RESERVED_HEADERS, Call, Params
 from ._errors import BackendError, NetworkError, VaultgateError, error_from_httpx
 from ._keys import Keys
+from ._lane import VaultLane
 from ._models import (
     ApprovalResult,
     ApprovalStatus,
@@ -74,7 +75,10 @@ class AlterVault(BaseVault):
             env=env,
         )
         self._outbox = TaskOutbox(self._send_report, max_pending_reports)
-        self._vault = httpx.AsyncClient(**self._vault_options(transport))
+        # Small vault calls take the light lane (see _lane); streams keep httpx's own transport.
+        lane = transport or VaultLane(self.base_url)
+        self._vault = httpx.AsyncClient(**self._vault_options(lane))
+        self._streams = self._vault if transport else httpx.AsyncClient(**self._vault_options(None))
         inner = upstream_transport or httpx.AsyncHTTPTransport()
         self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
         self.keys = Keys(self)
@@ -94,6 +98,7 @@ class AlterVault(BaseVault):
         """Deliver the pending outcome reports, then close both HTTP clients."""
         await self._outbox.drain()
         await self._vault.aclose()
+        await self._streams.aclose()
         await self._upstream.aclose()
 
     async def request(
@@ -204,7 +209,7 @@ class AlterVault(BaseVault):
         request = call.stream_request(
             self.base_url, self._key, user_agent=USER_AGENT, timeout=self.timeout
         )
-        response = await self._send(self._vault, request, "vault", stream=True)
+        response = await self._send(self._streams, request, "vault", stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
