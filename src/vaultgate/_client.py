@@ -16,7 +16,7 @@ from ._base import BaseVault
 from ._calls import RESERVED_HEADERS, Call, Params
 from ._errors import BackendError, NetworkError, VaultgateError, error_from_httpx
 from ._keys import Keys
-from ._lane import VaultLane
+from ._lane import Lanes, VaultLane
 from ._models import (
     ApprovalResult,
     ApprovalStatus,
@@ -51,6 +51,7 @@ class AlterVault(BaseVault):
     """
 
     _outbox: TaskOutbox
+    _lane: VaultLane | None
     keys: Keys
 
     def __init__(
@@ -76,10 +77,10 @@ class AlterVault(BaseVault):
         )
         self._outbox = TaskOutbox(self._send_report, max_pending_reports)
         # Small vault calls take the light lane (see _lane); streams keep httpx's own transport.
-        lane = transport or VaultLane(self.base_url)
-        self._vault = httpx.AsyncClient(**self._vault_options(lane))
+        self._lane = None if transport else VaultLane(self.base_url)
+        self._vault = httpx.AsyncClient(**self._vault_options(transport or self._lane))
         self._streams = self._vault if transport else httpx.AsyncClient(**self._vault_options(None))
-        inner = upstream_transport or httpx.AsyncHTTPTransport()
+        inner = upstream_transport or Lanes()
         self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
         self.keys = Keys(self)
 
@@ -298,13 +299,28 @@ class AlterVault(BaseVault):
         request = self._signer.build(
             self._vault, op.path, op.payload, method=op.method, timeout=op.timeout
         )
-        return op.parse(await self._send(self._vault, request, "vault"), self._key)
+        return op.parse(await self._call_vault(request), self._key)
 
     async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
         request = self._signer.build(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
-        return await self._send(self._vault, request, "vault")
+        return await self._call_vault(request)
+
+    async def _call_vault(self, request: httpx.Request) -> httpx.Response:
+        """Straight to the lane when there is one: the client's redirect, auth and cookie
+        steps do nothing for these calls (none is followed, sent or kept) but cost CPU."""
+        if self._lane is None:
+            return await self._send(self._vault, request, "vault")
+        failure: NetworkError | None = None
+        try:
+            response = await self._lane.handle_async_request(request)
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "vault")
+        if failure is not None:
+            raise failure
+        response.request = request
+        return response
 
     @staticmethod
     async def _send(

@@ -1,5 +1,6 @@
-"""A light HTTP/1.1 transport for ``AlterVault``'s small calls to the vault (token, proxy, reports,
-admin verbs): keep-alive connections on plain asyncio streams, framed and parsed by h11.
+"""A light HTTP/1.1 transport for ``AlterVault``'s calls that read whole answers: to the vault
+(token, proxy, reports, admin verbs) and, in ``request()``, to the provider (``Lanes``, one lane
+per origin). Keep-alive connections on plain asyncio streams, framed and parsed by h11.
 
 Why: in a ``request()`` the client's own CPU was the bottleneck, and most of it was httpcore's
 anyio layer (cancel scopes, ``sniffio``, socket attribute look-ups on every read) and two socket
@@ -21,7 +22,16 @@ import h11
 import httpx
 
 MAX_IDLE: Final = 64
+MAX_ORIGINS: Final = 64
 READ_SIZE: Final = 65_536
+_TLS: list[ssl.SSLContext] = []
+
+
+def _tls_context() -> ssl.SSLContext:
+    """httpx's own verification (its CA bundle), built once: loading it costs milliseconds."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
 
 
 class _Connection:
@@ -41,7 +51,10 @@ class _Connection:
         head = h11.Request(
             method=request.method, target=request.url.raw_path, headers=request.headers.raw
         )
-        body = request.content
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a request rebuilt by the injection keeps a stream
+            body = await request.aread()
         wire = parser.send(head) or b""
         if body:
             wire += parser.send(h11.Data(data=body)) or b""
@@ -78,14 +91,14 @@ class _Connection:
 
 
 class VaultLane(httpx.AsyncBaseTransport):
-    """Requests to one vault origin (``http://`` or ``https://``, verified as httpx verifies)."""
+    """Requests to one origin (``http://`` or ``https://``, verified as httpx verifies)."""
 
     def __init__(self, base_url: str) -> None:
         url = httpx.URL(base_url)
         self._host = url.host
         self._tls = url.scheme == "https"
         self._port = url.port or (443 if self._tls else 80)
-        self._ssl: ssl.SSLContext | None = httpx.create_ssl_context() if self._tls else None
+        self._ssl: ssl.SSLContext | None = _tls_context() if self._tls else None
         self._idle: list[_Connection] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -95,10 +108,10 @@ class VaultLane(httpx.AsyncBaseTransport):
             head, body = await asyncio.wait_for(connection.exchange(request), timeout.get("read"))
         except TimeoutError:
             connection.close()
-            raise httpx.ReadTimeout("timed out waiting for the vault", request=request) from None
+            raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
         except (OSError, h11.ProtocolError, asyncio.IncompleteReadError) as exc:
             connection.close()
-            message = f"the vault connection failed: {type(exc).__name__}"
+            message = f"the connection failed: {type(exc).__name__}"
             raise httpx.ReadError(message, request=request) from None
         if connection.reusable() and len(self._idle) < MAX_IDLE:
             self._idle.append(connection)
@@ -140,3 +153,25 @@ class VaultLane(httpx.AsyncBaseTransport):
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+class Lanes(httpx.AsyncBaseTransport):
+    """A lane per origin, for ``request()``'s provider calls (few origins, many calls each)."""
+
+    def __init__(self) -> None:
+        self._lanes: dict[tuple[str, str, int | None], VaultLane] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        key = (url.scheme, url.host, url.port)
+        lane = self._lanes.get(key)
+        if lane is None:
+            if len(self._lanes) >= MAX_ORIGINS:
+                await self._lanes.pop(next(iter(self._lanes))).aclose()
+            lane = self._lanes[key] = VaultLane(f"{url.scheme}://{url.netloc.decode('ascii')}")
+        return await lane.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.aclose()
