@@ -182,7 +182,14 @@ def main() -> None:
     nginx = procs.start_nginx(up_port, ng_port)
     fallback = None if nginx else procs.start_python_upstream(up_port)
     origin = f"http://127.0.0.1:{up_port}"
-    vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
+    try:
+        vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
+    except BaseException:
+        if nginx:
+            nginx.stop()
+        if fallback:
+            fallback.terminate()
+        raise
     load_before = os.getloadavg()
     try:
         specs = _chosen(_specs(vault, origin, nginx, args.sdk_processes), args.rows)
