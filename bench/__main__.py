@@ -185,7 +185,17 @@ def _arguments() -> argparse.Namespace:
         action="store_false",
         help="skip row (g), a second vault exporting traces (what tracing costs when on)",
     )
+    parser.add_argument(
+        "--rows",
+        default=os.environ.get("BENCH_ROWS", ""),
+        help="only these rows, by letter (e.g. d,e); default all, and the memory marks",
+    )
     return parser.parse_args()
+
+
+def _chosen(specs: list[Spec], rows: str) -> list[Spec]:
+    letters = {r.strip().strip("()") for r in rows.split(",") if r.strip()}
+    return [s for s in specs if not letters or s.name[1:2] in letters]
 
 
 def main() -> None:
@@ -196,9 +206,16 @@ def main() -> None:
     nginx = procs.start_nginx(up_port, ng_port)
     fallback = None if nginx else procs.start_python_upstream(up_port)
     origin = f"http://127.0.0.1:{up_port}"
-    vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
+    try:
+        vault = procs.start_vault(vault_port, origin, args.postgres, args.workers)
+    except BaseException:
+        if nginx:
+            nginx.stop()
+        if fallback:
+            fallback.terminate()
+        raise
     collector = traced = None
-    if args.traces:
+    if args.traces and (not args.rows or "g" in args.rows):
         collector_port, traced_port = procs.free_port(), procs.free_port()
         collector = procs.start_python_upstream(collector_port)
         endpoint = f"http://127.0.0.1:{collector_port}/v1/traces"
@@ -211,9 +228,9 @@ def main() -> None:
         )
     load_before = os.getloadavg()
     try:
-        specs = _specs(vault, origin, nginx, args.sdk_processes, traced)
+        specs = _chosen(_specs(vault, origin, nginx, args.sdk_processes, traced), args.rows)
         rows = _run_all(specs, vault.pid, args.seconds, args.reps)
-        memory = _memory(vault, args.seconds)
+        memory = [] if args.rows else _memory(vault, args.seconds)
         supervisor = procs.rss_mib(vault.pid) if args.workers > 1 else None
     finally:
         vault.stop()

@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from . import _verbs
 from ._base import BaseVault
 from ._calls import RESERVED_HEADERS, Call, Params
-from ._errors import NetworkError, error_from_httpx
-from ._models import CallerType
+from ._errors import BackendError, NetworkError, VaultgateError, error_from_httpx
+from ._keys import Keys
+from ._lane import Lanes, VaultLane
+from ._models import (
+    ApprovalResult,
+    ApprovalStatus,
+    CallerType,
+    GrantInfo,
+    PendingApproval,
+    RevokeGrantResult,
+    UnifiedGrantListResult,
+)
 from ._protocol import (
     AUDIT_PATH,
     PROXY_PATH,
     TOKEN_PATH,
     USER_AGENT,
     TokenGrant,
+    proxy_outcome,
     proxy_payload,
-    proxy_response,
     raise_for_provider,
     raise_for_stream,
     token_payload,
 )
 from ._reports import DEFAULT_BACKLOG, TaskOutbox
 from ._transport import GRANT_EXTENSION, InjectingTransport
+
+T = TypeVar("T")
 
 
 class AlterVault(BaseVault):
@@ -37,6 +51,8 @@ class AlterVault(BaseVault):
     """
 
     _outbox: TaskOutbox
+    _lane: VaultLane | None
+    keys: Keys
 
     def __init__(
         self,
@@ -60,9 +76,13 @@ class AlterVault(BaseVault):
             env=env,
         )
         self._outbox = TaskOutbox(self._send_report, max_pending_reports)
-        self._vault = httpx.AsyncClient(**self._vault_options(transport))
-        inner = upstream_transport or httpx.AsyncHTTPTransport()
+        # Small vault calls take the light lane (see _lane); streams keep httpx's own transport.
+        self._lane = None if transport else VaultLane(self.base_url)
+        self._vault = httpx.AsyncClient(**self._vault_options(transport or self._lane))
+        self._streams = self._vault if transport else httpx.AsyncClient(**self._vault_options(None))
+        inner = upstream_transport or Lanes()
         self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
+        self.keys = Keys(self)
 
     async def __aenter__(self) -> AlterVault:
         return self
@@ -79,6 +99,7 @@ class AlterVault(BaseVault):
         """Deliver the pending outcome reports, then close both HTTP clients."""
         await self._outbox.drain()
         await self._vault.aclose()
+        await self._streams.aclose()
         await self._upstream.aclose()
 
     async def request(
@@ -135,8 +156,12 @@ class AlterVault(BaseVault):
         content: bytes | str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - httpx's per-request timeout
         caller: str | None = None,
-    ) -> httpx.Response:
-        """Proxy mode: the vault injects and calls the provider; the credential stays there."""
+    ) -> httpx.Response | PendingApproval:
+        """Proxy mode: the vault injects and calls the provider; the credential stays there.
+
+        A grant whose policy holds the call for a human answers ``PendingApproval``: pass its
+        ``approval_id`` to ``await_approval``.
+        """
         call = Call.make(
             method,
             url,
@@ -151,8 +176,7 @@ class AlterVault(BaseVault):
             reserved=RESERVED_HEADERS,
         )
         answer = await self._send_vault(PROXY_PATH, proxy_payload(call), call)
-        response = proxy_response(answer, call, api_key=self._key)
-        return raise_for_provider(response, (self._key,))
+        return proxy_outcome(answer, call, api_key=self._key)
 
     @asynccontextmanager
     async def stream(
@@ -186,7 +210,7 @@ class AlterVault(BaseVault):
         request = call.stream_request(
             self.base_url, self._key, user_agent=USER_AGENT, timeout=self.timeout
         )
-        response = await self._send(self._vault, request, "vault", stream=True)
+        response = await self._send(self._streams, request, "vault", stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
@@ -195,11 +219,108 @@ class AlterVault(BaseVault):
         finally:
             await response.aclose()
 
+    async def list_grants(
+        self,
+        *,
+        provider_id: str | None = None,
+        status: str | None = None,
+        account: str | None = None,
+        label: str | None = None,
+        end_user_token: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> UnifiedGrantListResult:
+        """The app's grants, newest last; every filter narrows (``provider_id`` = secret name)."""
+        op = _verbs.list_grants(
+            provider_id=provider_id,
+            status=status,
+            account=account,
+            label=label,
+            end_user_token=end_user_token,
+            limit=limit,
+            offset=offset,
+        )
+        return await self._run(op)
+
+    async def mint_grant(
+        self,
+        source_grant_id: str,
+        *,
+        label: str,
+        grant_policy: dict[str, Any] | None = None,
+        grant_tags: list[str] | None = None,
+    ) -> GrantInfo:
+        """A sibling grant on the source grant's secret that can only narrow its policy."""
+        op = _verbs.mint_grant(
+            source_grant_id, label=label, grant_policy=grant_policy, grant_tags=grant_tags
+        )
+        return await self._run(op)
+
+    async def revoke_grant(self, grant_id: str, *, reason: str | None = None) -> RevokeGrantResult:
+        """Revoke the grant and every grant made from it; ``reason`` goes to the audit trail."""
+        return await self._run(_verbs.revoke_grant(grant_id, reason=reason))
+
+    async def get_approval_status(
+        self, approval_id: str, *, wait: float | None = 0
+    ) -> ApprovalStatus:
+        """One poll; ``wait`` (up to 25 s) holds it open until the approval changes."""
+        return await self._run(_verbs.approval_status(approval_id, wait=wait))
+
+    async def await_approval(
+        self,
+        approval_id: str,
+        *,
+        timeout: float = 300.0,  # noqa: ASYNC109 - the official client's name and meaning
+        poll_interval: float = 2.0,
+    ) -> ApprovalResult:
+        """Wait for the decision: the approved call's answer, or the typed ``ApprovalError``."""
+        _verbs.check_wait(timeout, poll_interval)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        cause: VaultgateError | None = None
+        while (left := deadline - loop.time()) > 0:
+            try:
+                poll = self.get_approval_status(approval_id, wait=_verbs.server_wait(left))
+                status = await asyncio.wait_for(poll, left)
+                if status.is_terminal and (status.status != "executed" or status.has_result):
+                    _verbs.raise_if_unsuccessful(approval_id, status)
+                    return await self._run(_verbs.approval_result(approval_id))
+                cause = None
+            except TimeoutError:  # the builtin: wait_for reached the caller's deadline
+                break
+            except (BackendError, NetworkError) as exc:
+                if not _verbs.is_transient(exc):
+                    raise
+                cause = exc
+            await asyncio.sleep(min(poll_interval, max(0.0, deadline - loop.time())))
+        raise _verbs.timed_out(approval_id, timeout, cause)
+
+    async def _run(self, op: _verbs.Op[T]) -> T:
+        request = self._signer.build(
+            self._vault, op.path, op.payload, method=op.method, timeout=op.timeout
+        )
+        return op.parse(await self._call_vault(request), self._key)
+
     async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
         request = self._signer.build(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
-        return await self._send(self._vault, request, "vault")
+        return await self._call_vault(request)
+
+    async def _call_vault(self, request: httpx.Request) -> httpx.Response:
+        """Straight to the lane when there is one: the client's redirect, auth and cookie
+        steps do nothing for these calls (none is followed, sent or kept) but cost CPU."""
+        if self._lane is None:
+            return await self._send(self._vault, request, "vault")
+        failure: NetworkError | None = None
+        try:
+            response = await self._lane.handle_async_request(request)
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "vault")
+        if failure is not None:
+            raise failure
+        response.request = request
+        return response
 
     @staticmethod
     async def _send(

@@ -11,12 +11,20 @@
     │   │   └── GrantDeletedError        410   any
     │   ├── GrantNotFoundError           404   any
     │   ├── PolicyViolationError         403   any other code (.policy_error)
+    │   ├── InsufficientScopeError       403   insufficient_scope (.required .granted .missing)
+    │   ├── SiblingLabelConflictError    409   sibling_label_conflict (.label)
     │   ├── RestrictedGrantRequiresProxyError 400/403 *_requires_proxy
     │   ├── RateLimitError               429   rate_limit_exceeded, quota_exceeded (.retry_after)
     │   ├── InvalidKeyError              401   invalid_key
     │   ├── KeyRevokedError              401   key_revoked
     │   ├── KeyExpiredError              401   key_expired
+    │   ├── KeyRotationExpiredError      401   key_rotated_grace_expired
     │   └── ServiceUnavailableError      503   any
+    ├── ApprovalError                          a held call's outcome (.approval_id)
+    │   ├── ApprovalDeniedError          any   approval_denied
+    │   ├── ApprovalExpiredError         any   approval_expired
+    │   ├── ApprovalExecutionFailedError any   approval_execution_failed
+    │   └── ApprovalTimeoutError               await_approval's own wait ran out
     ├── ProviderAPIError                       the provider answered >= 400 (.response_body)
     │   └── ProviderUnauthorizedError          the provider answered 401
     └── NetworkError                           the vault or the provider could not be reached
@@ -155,8 +163,76 @@ class KeyExpiredError(BackendError):
     pass
 
 
+class KeyRotationExpiredError(BackendError):
+    """The key was rotated and its overlap window has ended: use its successor."""
+
+
+class InsufficientScopeError(BackendError):
+    """The key lacks a scope the route needs; ``missing`` names it (``keys.derive`` narrows)."""
+
+    @property
+    def required(self) -> list[str]:
+        return _strings(self.details.get("required"))
+
+    @property
+    def granted(self) -> list[str]:
+        return _strings(self.details.get("granted"))
+
+    @property
+    def missing(self) -> list[str]:
+        return _strings(self.details.get("missing"))
+
+    @property
+    def scope_version(self) -> int | None:
+        return _integer(self.details.get("scope_version"))
+
+    @property
+    def current_scope_version(self) -> int | None:
+        return _integer(self.details.get("current_scope_version"))
+
+
+class SiblingLabelConflictError(BackendError):
+    """``mint_grant``: an active grant on the same secret already has this ``label``."""
+
+    @property
+    def label(self) -> str | None:
+        value = self.details.get("label")
+        return value if isinstance(value, str) else None
+
+
 class ServiceUnavailableError(BackendError):
     """The vault cannot serve now (for example its audit trail cannot be written)."""
+
+
+class ApprovalError(VaultgateError):
+    """A call held for a human approval did not end in an answer; ``approval_id`` names it."""
+
+    default_code = "approval_error"
+
+    @property
+    def approval_id(self) -> str | None:
+        value = self.details.get("approval_id")
+        return value if isinstance(value, str) else None
+
+
+class ApprovalDeniedError(ApprovalError):
+    default_code = "approval_denied"
+
+
+class ApprovalExpiredError(ApprovalError):
+    default_code = "approval_expired"
+
+
+class ApprovalExecutionFailedError(ApprovalError):
+    """Approved, but the vault could not complete the call (the provider was unreachable...)."""
+
+    default_code = "approval_execution_failed"
+
+
+class ApprovalTimeoutError(ApprovalError):
+    """``await_approval`` stopped waiting; the approval may still be decided later."""
+
+    default_code = "approval_timeout"
 
 
 class ProviderAPIError(VaultgateError):
@@ -190,6 +266,14 @@ class NetworkError(VaultgateError):
 # Shadows the builtin on purpose: the official client's name, kept for parity.
 class TimeoutError(NetworkError):
     default_code = "timeout"
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _integer(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -244,8 +328,16 @@ _BY_CODE_401: Final[Mapping[str, type[BackendError]]] = {
     "invalid_key": InvalidKeyError,
     "key_revoked": KeyRevokedError,
     "key_expired": KeyExpiredError,
+    "key_rotated_grace_expired": KeyRotationExpiredError,
+}
+# Whatever the status: the outcome of a held call (on /sdk/proxy and /sdk/approvals/{id}/result).
+_BY_CODE_ANY: Final[Mapping[str, type[VaultgateError]]] = {
+    "approval_denied": ApprovalDeniedError,
+    "approval_expired": ApprovalExpiredError,
+    "approval_execution_failed": ApprovalExecutionFailedError,
 }
 _BY_CODE_403: Final[Mapping[str, type[BackendError]]] = {
+    "insufficient_scope": InsufficientScopeError,
     "grant_expired": GrantExpiredError,
     "grant_revoked": GrantRevokedError,
     "credential_revoked": CredentialRevokedError,
@@ -253,9 +345,11 @@ _BY_CODE_403: Final[Mapping[str, type[BackendError]]] = {
 }
 
 
-def _error_class(status: int, code: str | None, is_json: bool) -> type[BackendError]:
+def _error_class(status: int, code: str | None, is_json: bool) -> type[VaultgateError]:
     """Protocol section 5.2: the status picks a row, the ``error`` code picks the class."""
     key = code or ""
+    if key in _BY_CODE_ANY:
+        return _BY_CODE_ANY[key]
     if status in (400, 502):
         return _BY_CODE_400.get(key, BackendError)
     if status == 401:
@@ -263,7 +357,10 @@ def _error_class(status: int, code: str | None, is_json: bool) -> type[BackendEr
     if status == 403:
         return _BY_CODE_403.get(key, PolicyViolationError)
     if status == 404:
-        return GrantNotFoundError
+        # The official client answers a missing approval with a plain BackendError.
+        return BackendError if key == "approval_not_found" else GrantNotFoundError
+    if status == 409 and key == "sibling_label_conflict":
+        return SiblingLabelConflictError
     if status == 410:
         return GrantDeletedError
     if status == 429:
@@ -278,12 +375,13 @@ def _error_class(status: int, code: str | None, is_json: bool) -> type[BackendEr
 
 def error_from_response(
     status: int, body: bytes, headers: Mapping[str, str], *, secrets: Iterable[str] = ()
-) -> BackendError:
+) -> VaultgateError:
     """The typed error for a vault answer with ``status`` >= 400 (or an unusable success).
 
     ``headers`` must be case-insensitive (an ``httpx.Headers``). ``secrets`` are scrubbed from
     the message, so a server echoing the key back cannot make it printable.
     """
+    secrets = tuple(secrets)
     inner, is_json = _parse_envelope(body)
     raw_code = inner.get("error")
     code = raw_code if isinstance(raw_code, str) and raw_code else None
@@ -295,10 +393,17 @@ def error_from_response(
         "code": code,
         "status_code": status,
         "request_id": headers.get("x-request-id"),
+        "details": _details(inner, secrets),
     }
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=_retry_after(headers, inner), **common)
     return cls(message, **common)
+
+
+def _details(inner: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any]:
+    """The envelope's other fields (``field``, ``missing``, ``label``...), texts redacted."""
+    kept = {k: v for k, v in inner.items() if k != "message"}
+    return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in kept.items()}
 
 
 def error_from_httpx(exc: httpx.TransportError, where: str) -> NetworkError:

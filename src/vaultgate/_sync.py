@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from . import _verbs
 from ._base import BaseVault
 from ._calls import RESERVED_HEADERS, Call, Params
-from ._errors import NetworkError, error_from_httpx
-from ._models import CallerType
+from ._errors import BackendError, NetworkError, VaultgateError, error_from_httpx
+from ._keys import SyncKeys
+from ._models import (
+    ApprovalResult,
+    ApprovalStatus,
+    CallerType,
+    GrantInfo,
+    PendingApproval,
+    RevokeGrantResult,
+    UnifiedGrantListResult,
+)
 from ._protocol import (
     AUDIT_PATH,
     PROXY_PATH,
     TOKEN_PATH,
     USER_AGENT,
     TokenGrant,
+    proxy_outcome,
     proxy_payload,
-    proxy_response,
     raise_for_provider,
     raise_for_stream,
     token_payload,
 )
 from ._reports import DEFAULT_BACKLOG, ThreadOutbox
 from ._transport import GRANT_EXTENSION, SyncInjectingTransport
+
+T = TypeVar("T")
 
 
 class SyncVault(BaseVault):
@@ -37,6 +50,7 @@ class SyncVault(BaseVault):
     """
 
     _outbox: ThreadOutbox
+    keys: SyncKeys
 
     def __init__(
         self,
@@ -63,6 +77,7 @@ class SyncVault(BaseVault):
         self._vault = httpx.Client(**self._vault_options(transport))
         inner = upstream_transport or httpx.HTTPTransport()
         self._upstream = httpx.Client(**self._upstream_options(SyncInjectingTransport(inner)))
+        self.keys = SyncKeys(self)
 
     def __enter__(self) -> SyncVault:
         return self
@@ -135,8 +150,12 @@ class SyncVault(BaseVault):
         content: bytes | str | None = None,
         timeout: float | None = None,
         caller: str | None = None,
-    ) -> httpx.Response:
-        """Proxy mode: the vault injects and calls the provider; the credential stays there."""
+    ) -> httpx.Response | PendingApproval:
+        """Proxy mode: the vault injects and calls the provider; the credential stays there.
+
+        A grant whose policy holds the call for a human answers ``PendingApproval``: pass its
+        ``approval_id`` to ``await_approval``.
+        """
         call = Call.make(
             method,
             url,
@@ -151,8 +170,7 @@ class SyncVault(BaseVault):
             reserved=RESERVED_HEADERS,
         )
         answer = self._send_vault(PROXY_PATH, proxy_payload(call), call)
-        response = proxy_response(answer, call, api_key=self._key)
-        return raise_for_provider(response, (self._key,))
+        return proxy_outcome(answer, call, api_key=self._key)
 
     @contextmanager
     def stream(
@@ -194,6 +212,81 @@ class SyncVault(BaseVault):
             yield response
         finally:
             response.close()
+
+    def list_grants(
+        self,
+        *,
+        provider_id: str | None = None,
+        status: str | None = None,
+        account: str | None = None,
+        label: str | None = None,
+        end_user_token: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> UnifiedGrantListResult:
+        """The app's grants, newest last; every filter narrows (``provider_id`` = secret name)."""
+        op = _verbs.list_grants(
+            provider_id=provider_id,
+            status=status,
+            account=account,
+            label=label,
+            end_user_token=end_user_token,
+            limit=limit,
+            offset=offset,
+        )
+        return self._run(op)
+
+    def mint_grant(
+        self,
+        source_grant_id: str,
+        *,
+        label: str,
+        grant_policy: dict[str, Any] | None = None,
+        grant_tags: list[str] | None = None,
+    ) -> GrantInfo:
+        """A sibling grant on the source grant's secret that can only narrow its policy."""
+        op = _verbs.mint_grant(
+            source_grant_id, label=label, grant_policy=grant_policy, grant_tags=grant_tags
+        )
+        return self._run(op)
+
+    def revoke_grant(self, grant_id: str, *, reason: str | None = None) -> RevokeGrantResult:
+        """Revoke the grant and every grant made from it; ``reason`` goes to the audit trail."""
+        return self._run(_verbs.revoke_grant(grant_id, reason=reason))
+
+    def get_approval_status(self, approval_id: str, *, wait: float | None = 0) -> ApprovalStatus:
+        """One poll; ``wait`` (up to 25 s) holds it open until the approval changes."""
+        return self._run(_verbs.approval_status(approval_id, wait=wait))
+
+    def await_approval(
+        self, approval_id: str, *, timeout: float = 300.0, poll_interval: float = 2.0
+    ) -> ApprovalResult:
+        """Wait for the decision: the approved call's answer, or the typed ``ApprovalError``."""
+        _verbs.check_wait(timeout, poll_interval)
+        deadline = time.monotonic() + timeout
+        cause: VaultgateError | None = None
+        while (left := deadline - time.monotonic()) > 0:
+            poll = _verbs.approval_status(approval_id, wait=_verbs.server_wait(left))
+            # No wait_for here: the read timeout keeps a held poll inside the caller's deadline.
+            poll = dataclasses.replace(poll, timeout=min(poll.timeout or self.timeout, left))
+            try:
+                status = self._run(poll)
+                if status.is_terminal and (status.status != "executed" or status.has_result):
+                    _verbs.raise_if_unsuccessful(approval_id, status)
+                    return self._run(_verbs.approval_result(approval_id))
+                cause = None
+            except (BackendError, NetworkError) as exc:
+                if not _verbs.is_transient(exc):
+                    raise
+                cause = exc
+            time.sleep(min(poll_interval, max(0.0, deadline - time.monotonic())))
+        raise _verbs.timed_out(approval_id, timeout, cause)
+
+    def _run(self, op: _verbs.Op[T]) -> T:
+        request = self._signer.build(
+            self._vault, op.path, op.payload, method=op.method, timeout=op.timeout
+        )
+        return op.parse(self._send(self._vault, request, "vault"), self._key)
 
     def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
         request = self._signer.build(

@@ -1,0 +1,177 @@
+"""A light HTTP/1.1 transport for ``AlterVault``'s calls that read whole answers: to the vault
+(token, proxy, reports, admin verbs) and, in ``request()``, to the provider (``Lanes``, one lane
+per origin). Keep-alive connections on plain asyncio streams, framed and parsed by h11.
+
+Why: in a ``request()`` the client's own CPU was the bottleneck, and most of it was httpcore's
+anyio layer (cancel scopes, ``sniffio``, socket attribute look-ups on every read) and two socket
+writes per POST (headers, then body). This lane writes each request in one send and keeps no
+more machinery than a bounded list of idle connections. h11 is httpx's own HTTP/1.1 parser, so
+nothing new is installed. It answers fully read responses; ``stream()`` keeps httpx's transport.
+
+Failures surface as httpx's exceptions (``ConnectError``, ``ReadTimeout``...), which the client
+maps to ``NetworkError``/``TimeoutError`` like any other transport's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Final
+
+import h11
+import httpx
+
+MAX_IDLE: Final = 64
+MAX_ORIGINS: Final = 64
+READ_SIZE: Final = 65_536
+_TLS: list[ssl.SSLContext] = []
+
+
+def _tls_context() -> ssl.SSLContext:
+    """httpx's own verification (its CA bundle), built once: loading it costs milliseconds."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
+
+
+class _Connection:
+    __slots__ = ("parser", "reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = h11.Connection(h11.CLIENT)
+
+    def usable(self) -> bool:
+        """Idle and not closed by the vault meanwhile (its keep-alive timeout)."""
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+    async def exchange(self, request: httpx.Request) -> tuple[h11.Response, bytes]:
+        parser = self.parser
+        head = h11.Request(
+            method=request.method, target=request.url.raw_path, headers=request.headers.raw
+        )
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a request rebuilt by the injection keeps a stream
+            body = await request.aread()
+        wire = parser.send(head) or b""
+        if body:
+            wire += parser.send(h11.Data(data=body)) or b""
+        wire += parser.send(h11.EndOfMessage()) or b""
+        self.writer.write(wire)
+        await self.writer.drain()
+        return await self._answer()
+
+    async def _answer(self) -> tuple[h11.Response, bytes]:
+        parser = self.parser
+        head: h11.Response | None = None
+        parts: list[bytes] = []
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                parser.receive_data(await self.reader.read(READ_SIZE))
+            elif isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage) and head is not None:
+                return head, b"".join(parts)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionResetError("the vault closed the connection")
+
+    def reusable(self) -> bool:
+        if self.parser.our_state is h11.DONE and self.parser.their_state is h11.DONE:
+            self.parser.start_next_cycle()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class VaultLane(httpx.AsyncBaseTransport):
+    """Requests to one origin (``http://`` or ``https://``, verified as httpx verifies)."""
+
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        self._host = url.host
+        self._tls = url.scheme == "https"
+        self._port = url.port or (443 if self._tls else 80)
+        self._ssl: ssl.SSLContext | None = _tls_context() if self._tls else None
+        self._idle: list[_Connection] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        connection = self._take() or await self._open(request, timeout.get("connect"))
+        try:
+            head, body = await asyncio.wait_for(connection.exchange(request), timeout.get("read"))
+        except TimeoutError:
+            connection.close()
+            raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
+        except (OSError, h11.ProtocolError, asyncio.IncompleteReadError) as exc:
+            connection.close()
+            message = f"the connection failed: {type(exc).__name__}"
+            raise httpx.ReadError(message, request=request) from None
+        if connection.reusable() and len(self._idle) < MAX_IDLE:
+            self._idle.append(connection)
+        else:
+            connection.close()
+        headers = [(bytes(k), bytes(v)) for k, v in head.headers]
+        return httpx.Response(
+            head.status_code,
+            headers=headers,
+            content=body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(head.reason)},
+        )
+
+    def _take(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.usable():
+                return connection
+            connection.close()
+        return None
+
+    async def _open(self, request: httpx.Request, seconds: float | None) -> _Connection:
+        server_name = self._host if self._tls else None
+        opening = asyncio.open_connection(
+            self._host, self._port, ssl=self._ssl, server_hostname=server_name
+        )
+        try:
+            reader, writer = await asyncio.wait_for(opening, seconds)
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                "timed out connecting to the vault", request=request
+            ) from None
+        except OSError as exc:
+            message = f"could not connect to the vault: {type(exc).__name__}"
+            raise httpx.ConnectError(message, request=request) from None
+        return _Connection(reader, writer)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+class Lanes(httpx.AsyncBaseTransport):
+    """A lane per origin, for ``request()``'s provider calls (few origins, many calls each)."""
+
+    def __init__(self) -> None:
+        self._lanes: dict[tuple[str, str, int | None], VaultLane] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        key = (url.scheme, url.host, url.port)
+        lane = self._lanes.get(key)
+        if lane is None:
+            if len(self._lanes) >= MAX_ORIGINS:
+                await self._lanes.pop(next(iter(self._lanes))).aclose()
+            lane = self._lanes[key] = VaultLane(f"{url.scheme}://{url.netloc.decode('ascii')}")
+        return await lane.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.aclose()
