@@ -25,6 +25,8 @@ from vaultgate.server.egress.pipeline import Pipeline
 from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.keys_at_rest import check_against_database, load_keyring
+from vaultgate.server.oauth import OAuthTokens, TokenStore
+from vaultgate.server.oauth.client import request_token
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
 from vaultgate.server.secrets.grants import GrantService
@@ -87,6 +89,17 @@ class Runtime:
         )
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
+        token_store = TokenStore(
+            engine,
+            barrier,
+            sink,
+            clock,
+            time.time,
+            request_token,
+            margin=settings.oauth_refresh_margin,
+            timeout=settings.oauth_token_timeout,
+        )
+        oauth = OAuthTokens(token_store.obtain, guard, time.time)
         return cls(
             settings=settings,
             engine=engine,
@@ -95,7 +108,7 @@ class Runtime:
             keys=keys,
             secrets=secrets,
             grants=grants,
-            pipeline=Pipeline(grants, secrets, writer, clock, guard=guard, keys=keys),
+            pipeline=Pipeline(grants, secrets, writer, clock, guard=guard, keys=keys, oauth=oauth),
             upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),
             catalogue=catalogue,

@@ -56,6 +56,8 @@ class Settings:
     approval_webhook_url: str | None = None
     approval_webhook_secret: str | None = field(default=None, repr=False)
     approval_webhook_backoff_ms: int = 1000
+    oauth_refresh_margin: int = 60  # seconds before expiry when an access token is refreshed
+    oauth_token_timeout: int = 5  # per token request; below SQLite's busy timeout (10 s)
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -135,6 +137,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         approval_webhook_url=env.get("VAULTGATE_APPROVAL_WEBHOOK_URL") or None,
         approval_webhook_secret=env.get("VAULTGATE_APPROVAL_WEBHOOK_SECRET") or None,
         approval_webhook_backoff_ms=_int(env, "VAULTGATE_APPROVAL_WEBHOOK_BACKOFF_MS", 1000),
+        oauth_refresh_margin=_int(env, "VAULTGATE_OAUTH_REFRESH_MARGIN", 60),
+        oauth_token_timeout=_int(env, "VAULTGATE_OAUTH_TOKEN_TIMEOUT", 5),
     )
     base = replace(base, **proxy_limits(env))
     for name in ("allow_private_destinations", "trusted_proxies"):

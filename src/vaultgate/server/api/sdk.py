@@ -190,7 +190,7 @@ async def token(request: Request) -> Response:
         **payload,
         "grant_id": auth.grant.grant_id,
         "token_type": "Bearer",
-        "expires_in": None,
+        "expires_in": auth.expires_in,
         "scopes": [],
         "provider_id": auth.grant.provider or "",
     }

@@ -31,6 +31,7 @@ from vaultgate.server.egress.refusals import host_refusal
 from vaultgate.server.egress.urls import Target, host_allowed, normalize_path
 from vaultgate.server.errors import Forbidden, NotFound, Unavailable, Unprocessable, VaultError
 from vaultgate.server.fleet.admission import Admission, StaleView
+from vaultgate.server.oauth.tokens import OAUTH_TYPES, Holder, OAuthTokens
 from vaultgate.server.observability.metrics import DECISION_SECONDS
 from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
 from vaultgate.server.policy.constraints import Constraints
@@ -69,6 +70,7 @@ class Authorized:
     grant: GrantContext
     credential: Credential
     event_id: str
+    expires_in: int | None = None  # an OAuth access token's remaining life, for /sdk/token
 
 
 class Pipeline:
@@ -81,11 +83,13 @@ class Pipeline:
         usage: UsageRecorder | None = None,
         guard: AddressGuard | None = None,
         keys: KeyService | None = None,
+        oauth: OAuthTokens | None = None,
     ) -> None:
         self._grants = grants
         self._secrets = secrets
         self._audit = audit
         self._keys = keys
+        self._oauth = oauth
         self._clock = clock
         self._usage = usage or UsageRecorder(grants.engine)
         self._guard = guard or AddressGuard()
@@ -153,10 +157,34 @@ class Pipeline:
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
         await self._audit.record(event, self._admission(use, grant, now))
         grant, credential = await self._open(grant)
+        expires_in = None
+        if credential.type in OAUTH_TYPES:
+            credential, expires_in = await self._access_token(use, grant, credential)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
-        return Authorized(grant, credential, event.id)
+        return Authorized(grant, credential, event.id, expires_in)
+
+    async def _access_token(
+        self, use: UseRequest, grant: GrantContext, stored: Credential
+    ) -> tuple[Credential, int | None]:
+        """An OAuth secret's current access token in place of the stored client credentials.
+
+        Only the access token goes on: the injection rules never see the client secret or the
+        refresh token. A token that cannot be had is the use's outcome, recorded as an error.
+        """
+        if self._oauth is None:
+            raise Unavailable("OAuth tokens are not served here", code="oauth_unavailable")
+        holder = Holder(
+            grant.app_id, grant.secret_id, grant.secret_version, grant.grant_id, grant.provider
+        )
+        try:
+            token = await self._oauth.access(holder, stored)
+        except VaultError as exc:
+            now = self._clock()
+            self._audit.submit(self._event(use, grant, now, "grant:outcome", "error", exc.code))
+            raise
+        return token.credential(), token.expires_in(time.time())
 
     async def _open(self, grant: GrantContext) -> tuple[GrantContext, Credential]:
         """The grant's current credential, even when a rotation won the race to it.

@@ -85,7 +85,7 @@ secrets = sa.Table(
     sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("provider", sa.String(64), nullable=True),
-    sa.Column("credential_type", sa.String(16), nullable=False),
+    sa.Column("credential_type", sa.String(32), nullable=False),
     sa.Column("injection", sa.JSON, nullable=False),
     sa.Column("allowed_hosts", sa.JSON, nullable=False),
     sa.Column("aws", sa.JSON, nullable=True),
@@ -289,4 +289,24 @@ key_controls = sa.Table(
     sa.Column("deprecated_at", UTCDateTime, nullable=True),
     sa.Column("grace_until", UTCDateTime, nullable=True),
     sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
+)
+
+# The token state of an OAuth secret, shared by every worker and node: the current access token
+# and (for a refresh-token grant) the newest refresh token, sealed together through the barrier;
+# the row is what the one refresh per fleet locks. ``version`` is the secret version it belongs
+# to: a rotated secret starts again from its new credential.
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("secret_id", ID, sa.ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("master_key_id", sa.String(64), nullable=True),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("refresh_at", sa.Float, nullable=True),
+    sa.Column("retry_at", sa.Float, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
