@@ -17,7 +17,8 @@ import httpx
 from support import Vault, free_port
 
 VAULTGATE = [sys.executable, "-m", "vaultgate.cli"]
-START_TIMEOUT = 60.0
+# Generous: on a loaded 2-core machine a cold `serve` start has taken over a minute.
+START_TIMEOUT = 180.0
 
 
 @dataclass
@@ -77,12 +78,17 @@ def init_vault(data_dir: Path, database_url: str | None) -> dict[str, Any]:
 
 
 def start_node(
-    data_dir: Path, init: dict[str, Any], database_url: str | None, workers: int
+    data_dir: Path,
+    init: dict[str, Any],
+    database_url: str | None,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Node:
     port = free_port()
     env = {
         "VAULTGATE_DATA_DIR": str(data_dir),
         "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8",
+        **(extra_env or {}),
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url

@@ -157,22 +157,23 @@ class Pipeline:
         event = self._event(use, grant, now, "grant:use", "allowed", "allowed")
         await self._audit.record(event, self._admission(use, grant, now))
         grant, credential = await self._open(grant)
-        expires_in = None
-        if credential.type in OAUTH_TYPES:
-            credential, expires_in = await self._access_token(use, grant, credential)
+        credential, expires_in = await self.injectable(use, grant, credential)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
         return Authorized(grant, credential, event.id, expires_in)
 
-    async def _access_token(
+    async def injectable(
         self, use: UseRequest, grant: GrantContext, stored: Credential
     ) -> tuple[Credential, int | None]:
-        """An OAuth secret's current access token in place of the stored client credentials.
+        """What the injection rules get: the stored credential, or for an OAuth secret its
+        current access token (and its remaining life) in place of the client credentials.
 
         Only the access token goes on: the injection rules never see the client secret or the
         refresh token. A token that cannot be had is the use's outcome, recorded as an error.
         """
+        if stored.type not in OAUTH_TYPES:
+            return stored, None
         if self._oauth is None:
             raise Unavailable("OAuth tokens are not served here", code="oauth_unavailable")
         holder = Holder(
