@@ -8,7 +8,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vaultgate.injection.credential import CREDENTIAL_TYPES, OPTIONAL_FIELDS, REQUIRED_FIELDS
+from vaultgate.injection.credential import (
+    CREDENTIAL_TYPES,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    CredentialType,
+)
 from vaultgate.server.api.deps import runtime
 from vaultgate.server.errors import NotFound, VaultError
 from vaultgate.server.portal import forms
@@ -81,7 +86,7 @@ def _credential_groups() -> list[tuple[str, list[tuple[str, bool, str]]]]:
     ("bearer api_key", [("token", False, "for bearer and api_key")]): name, plain, hint. Types
     that share a field name (the two OAuth types) share its input, so no name appears twice.
     """
-    takers: dict[str, list[str]] = {}
+    takers: dict[str, list[CredentialType]] = {}
     for ctype in CREDENTIAL_TYPES:
         for name in (*REQUIRED_FIELDS[ctype], *OPTIONAL_FIELDS[ctype]):
             takers.setdefault(name, []).append(ctype)
