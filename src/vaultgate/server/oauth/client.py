@@ -9,12 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import httpx
-
-# Authlib ships no type information (types-Authlib is not among the locked dependencies).
-from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
-from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
-
 from vaultgate.injection.credential import Credential
 
 # RFC 6749 5.2 codes that no retry will fix: the grant or the client is no longer good.
@@ -54,6 +48,12 @@ def request_token(
     credential: Credential, refresh_token: str | None, *, timeout: float
 ) -> TokenAnswer:
     """A fresh access token: the client-credentials grant, or a refresh with ``refresh_token``."""
+    # Imported here: the server must load without httpx (the SDK's client), which only the
+    # token requests need. Authlib ships no type information (types-Authlib is not locked).
+    import httpx
+    from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
+    from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+
     method = credential.get("client_auth_method") or "client_secret_basic"
     client = OAuth2Client(
         client_id=credential["client_id"],
@@ -82,7 +82,7 @@ def request_token(
     return _answer(token)
 
 
-def _call(client: OAuth2Client, credential: Credential, refresh_token: str | None) -> Any:
+def _call(client: Any, credential: Credential, refresh_token: str | None) -> Any:
     url = credential["token_url"]
     if refresh_token is not None:
         return client.refresh_token(url, refresh_token=refresh_token)
