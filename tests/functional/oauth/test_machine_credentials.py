@@ -8,6 +8,7 @@ vault injected a live token.
 from __future__ import annotations
 
 import json
+import time
 
 import alter_sdk
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from alter_sdk import HttpMethod
 
 from functional.oauth.conftest import client_credentials, refresh_grant, store
-from support import Vault
+from support import Upstream, Vault, free_port
 from support.audit import events, wait_until
 from support.injection import Tenant, error_of, sdk_call
 from support.oauth_server import AuthServer
@@ -209,3 +210,59 @@ def test_credential_checks_name_the_field(vault: Vault, auth: AuthServer) -> Non
         answer = admin.post("/v1/secrets", json=payload)
     assert answer.status_code == 422
     assert error_of(answer) == "validation_error"
+
+
+def test_a_clone_narrows_an_oauth_grant_like_any_other(vault: Vault, auth: AuthServer) -> None:
+    client = auth.add_client()
+    tenant = Tenant.create(vault)
+    created = store(vault, tenant, client_credentials(auth, client), [auth.origin])
+    with vault.admin() as admin:
+        cloned = admin.post(
+            f"/v1/grants/{created['grant_id']}/clone",
+            json={"policy": {"allowed_paths": ["/api/**"], "allowed_methods": ["GET"]}},
+        )
+    assert cloned.status_code == 201, cloned.text
+    clone = cloned.json()["grant_id"]
+    assert _proxy(vault, tenant, clone).status_code == 200
+    outside = httpx.get(
+        f"{vault.base_url}/proxy/{clone}/oauth/token",
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        trust_env=False,
+        timeout=30,
+    )
+    assert outside.status_code == 403
+    assert auth.token_requests == 1
+
+
+def test_an_unreachable_token_endpoint_serves_the_still_valid_token(
+    vault: Vault, upstream: Upstream
+) -> None:
+    tenant = Tenant.create(vault)
+    body = {
+        "credential_type": "oauth2_refresh_token",
+        "credential": {
+            # Nothing listens there: every token request fails to connect.
+            "token_url": f"http://127.0.0.1:{free_port()}/oauth/token",
+            "client_id": "c",
+            "client_secret": "canary-unreachable-secret-Hq3",
+            "refresh_token": "canary-unreachable-refresh-Pz8",
+            "access_token": "still-valid-access-token",
+            # Valid for ten more seconds, so due (inside the 60 s margin) but usable.
+            "expires_at": str(int(time.time()) + 10),
+        },
+    }
+    created = store(vault, tenant, body, [upstream.origin])
+    for _ in range(2):
+        answer = httpx.get(
+            f"{vault.base_url}/proxy/{created['grant_id']}/echo",
+            headers={"Authorization": f"Bearer {tenant.key}"},
+            trust_env=False,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        assert upstream.last().headers["authorization"] == "Bearer still-valid-access-token"
+    failures = events(vault, event="oauth:refresh")
+    assert failures and {(e["outcome"], e["code"]) for e in failures} == {
+        ("error", "token_endpoint_unreachable")
+    }
+    assert "canary-unreachable" not in json.dumps(failures)

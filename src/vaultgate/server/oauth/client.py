@@ -50,9 +50,14 @@ def request_token(
     """A fresh access token: the client-credentials grant, or a refresh with ``refresh_token``."""
     # Imported here: the server must load without httpx (the SDK's client), which only the
     # token requests need. Authlib ships no type information (types-Authlib is not locked).
-    import httpx
     from authlib.integrations.base_client.errors import OAuthError  # type: ignore[import-untyped]
     from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+
+    # The HTTP library Authlib's client is built on (httpx2, or httpx where that is missing):
+    # its exceptions are the ones a failed token request raises.
+    from authlib.integrations.httpx_client._compat import (  # type: ignore[import-untyped]
+        httpx2 as httpx,
+    )
 
     method = credential.get("client_auth_method") or "client_secret_basic"
     client = OAuth2Client(
