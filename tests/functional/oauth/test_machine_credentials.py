@@ -7,6 +7,7 @@ vault injected a live token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -266,3 +267,26 @@ def test_an_unreachable_token_endpoint_serves_the_still_valid_token(
         ("error", "token_endpoint_unreachable")
     }
     assert "canary-unreachable" not in json.dumps(failures)
+
+
+async def test_concurrent_uses_in_one_vault_share_one_token_request(
+    vault: Vault, auth: AuthServer
+) -> None:
+    client = auth.add_client()
+    tenant = Tenant.create(vault)
+    created = store(
+        vault, tenant, refresh_grant(auth, client, auth.seed_refresh_token(client)), [auth.origin]
+    )
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as http:
+        answers = await asyncio.gather(
+            *(
+                http.get(
+                    f"{vault.base_url}/proxy/{created['grant_id']}/api/whoami",
+                    headers={"Authorization": f"Bearer {tenant.key}"},
+                )
+                for _ in range(50)
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 50
+    assert auth.token_requests == 1
