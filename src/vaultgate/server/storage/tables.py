@@ -85,7 +85,11 @@ secrets = sa.Table(
     sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("provider", sa.String(64), nullable=True),
-    sa.Column("credential_type", sa.String(32), nullable=False),
+    # 32 since the OAuth types (0003_oauth); SQLite keeps its original 16, which it never enforces
+    # (widening it there would mean rebuilding the table under its foreign keys).
+    sa.Column(
+        "credential_type", sa.String(32).with_variant(sa.String(16), "sqlite"), nullable=False
+    ),
     sa.Column("injection", sa.JSON, nullable=False),
     sa.Column("allowed_hosts", sa.JSON, nullable=False),
     sa.Column("aws", sa.JSON, nullable=True),
