@@ -16,7 +16,16 @@ from vaultgate.cli.argv import NoSecretInArgv
 from vaultgate.cli.output import emit
 from vaultgate.cli.remote import api, json_arg, json_option
 
-CREDENTIAL_TYPES = click.Choice(["bearer", "api_key", "basic", "aws_sigv4"])
+CREDENTIAL_TYPES = click.Choice(
+    ["bearer", "api_key", "basic", "aws_sigv4", "oauth2_client_credentials", "oauth2_refresh_token"]
+)
+# The field a bare (non-JSON) secret input fills, by type; the rest come from --field.
+_BARE_FIELD = {
+    "basic": "password",
+    "aws_sigv4": "secret_access_key",
+    "oauth2_client_credentials": "client_secret",
+    "oauth2_refresh_token": "refresh_token",
+}
 
 
 @click.group()
@@ -45,12 +54,8 @@ def _credential(
             value: dict[str, str] = json.loads(raw)
         except ValueError:
             raise click.UsageError("the secret input starts with '{' but is not JSON") from None
-    elif ctype == "basic":
-        value = {"password": raw}
-    elif ctype == "aws_sigv4":
-        value = {"secret_access_key": raw}
     else:
-        value = {"token": raw}
+        value = {_BARE_FIELD.get(ctype or "", "token"): raw}
     for item in fields:
         name, sep, val = item.partition("=")
         if not sep:

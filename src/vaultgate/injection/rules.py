@@ -179,6 +179,10 @@ def template_fields(credential: Credential) -> dict[str, str]:
     A ``basic`` credential also exposes ``basic`` = base64(username:password), so the Basic rule
     is the ordinary template ``"Basic {basic}"``.
     """
+    if credential.type in ("oauth2_client_credentials", "oauth2_refresh_token"):
+        # Only the access token the vault obtains is ever injected (as {token}): a rule naming
+        # the client secret or the refresh token would send it out, so none can.
+        return {"token": credential.get("access_token", "")}
     fields = dict(credential)
     if credential.type == "basic" and "username" in fields and "password" in fields:
         pair = f"{fields['username']}:{fields['password']}".encode()
@@ -278,6 +282,8 @@ def default_rules(credential_type: CredentialType) -> InjectionRules:
         return InjectionRules(header="Authorization", format="Basic {basic}")
     if credential_type == "aws_sigv4":
         return InjectionRules(sigv4=True)
+    if credential_type in ("oauth2_client_credentials", "oauth2_refresh_token"):
+        return InjectionRules(header="Authorization", format="Bearer {token}")
     raise InjectionRuleError("credential_type", f"unknown credential type {credential_type!r}")
 
 

@@ -28,6 +28,8 @@ from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.fleet.heartbeat import Heartbeat, node_id
 from vaultgate.server.keys_at_rest import NodeKeys, check_against_database, load_keyring
+from vaultgate.server.oauth import OAuthTokens, TokenStore
+from vaultgate.server.oauth.client import request_token
 from vaultgate.server.observability.tracing import Tracing
 from vaultgate.server.providers import Catalogue, load_catalogue
 from vaultgate.server.secrets.cache import GrantCache
@@ -108,6 +110,17 @@ class Runtime:
         grants = GrantService(engine, sink, clock, cache)
         guard = AddressGuard(settings.allow_private_destinations)
         pricing = load_pricing(settings.pricing_file)
+        token_store = TokenStore(
+            engine,
+            barrier,
+            sink,
+            clock,
+            time.time,
+            request_token,
+            margin=settings.oauth_refresh_margin,
+            timeout=settings.oauth_token_timeout,
+        )
+        oauth = OAuthTokens(token_store.obtain, guard, time.time)
         return cls(
             settings=settings,
             engine=engine,
@@ -117,7 +130,7 @@ class Runtime:
             secrets=secrets,
             grants=grants,
             pipeline=Pipeline(
-                grants, secrets, writer, clock, guard=guard, keys=keys, pricing=pricing
+                grants, secrets, writer, clock, guard=guard, keys=keys, pricing=pricing, oauth=oauth
             ),
             upstream=UpstreamClient.from_settings(guard, settings),
             sdk_auth=SdkAuthenticator(keys, NonceCache(), time.time),

@@ -78,6 +78,8 @@ class Settings:
     alert_sink_lag_events: int = 1000
     alert_sink_lag_seconds: float = 300.0
     alert_verify_interval_seconds: float = 3600.0
+    oauth_refresh_margin: int = 60  # seconds before expiry when an access token is refreshed
+    oauth_token_timeout: int = 5  # per token request; below SQLite's busy timeout (10 s)
 
     def __repr__(self) -> str:
         shown = REDACTED if self.master_key else None
@@ -172,6 +174,8 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         otlp_endpoint=_otlp_endpoint(env.get("VAULTGATE_OTLP_ENDPOINT") or ""),
         otel_service_name=env.get("VAULTGATE_OTEL_SERVICE_NAME") or "vaultgate",
         node_name=env.get("VAULTGATE_NODE_NAME") or socket.gethostname(),
+        oauth_refresh_margin=_int(env, "VAULTGATE_OAUTH_REFRESH_MARGIN", 60),
+        oauth_token_timeout=_int(env, "VAULTGATE_OAUTH_TOKEN_TIMEOUT", 5),
     )
     base = replace(base, **proxy_limits(env))
     if pricing := env.get("VAULTGATE_PRICING_FILE"):

@@ -17,7 +17,8 @@ import httpx
 from support import Vault, free_port
 
 VAULTGATE = [sys.executable, "-m", "vaultgate.cli"]
-START_TIMEOUT = 60.0
+# Generous: on a loaded 2-core machine a cold `serve` start has taken over a minute.
+START_TIMEOUT = 180.0
 
 
 @dataclass

@@ -84,5 +84,7 @@ async def _send(rt: Runtime, row: dict[str, Any], held: HeldRequest) -> dict[str
     credential = await anyio.to_thread.run_sync(
         rt.secrets.open, grant.app_id, grant.secret_id, grant.secret_version, grant.credential_type
     )
+    # An OAuth secret's access token (obtained or refreshed as for any use), not its client secret.
+    credential, _ = await rt.pipeline.injectable(use, grant, credential)
     auth = Authorized(grant, credential, event.id, event)
     return await forward_buffered(rt, use, auth, held.headers, held.query, held.body)

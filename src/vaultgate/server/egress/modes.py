@@ -127,7 +127,7 @@ async def retrieve(rt: Runtime, use: UseRequest) -> dict[str, Any]:
         **payload,
         "grant_id": auth.grant.grant_id,
         "token_type": "Bearer",
-        "expires_in": None,
+        "expires_in": auth.expires_in,
         "scopes": [],
         "provider_id": auth.grant.provider or "",
     }

@@ -41,6 +41,7 @@ from vaultgate.server.errors import (
     VaultError,
 )
 from vaultgate.server.fleet.admission import Admission, StaleView
+from vaultgate.server.oauth.tokens import OAUTH_TYPES, Holder, OAuthTokens
 from vaultgate.server.observability.metrics import DECISION_SECONDS
 from vaultgate.server.observability.tracing import span
 from vaultgate.server.policy import Decision, RequestFacts, decide, denial_error
@@ -100,6 +101,8 @@ class Authorized:
         """Whether the answer's usage must be read: a budget of the lineage counts it."""
         return bool(self.spending)
 
+    expires_in: int | None = None  # an OAuth access token's remaining life, for /sdk/token
+
 
 class Pipeline:
     def __init__(
@@ -112,12 +115,14 @@ class Pipeline:
         guard: AddressGuard | None = None,
         keys: KeyService | None = None,
         pricing: Pricing | None = None,
+        oauth: OAuthTokens | None = None,
     ) -> None:
         self._pricing = pricing or Pricing({})
         self._grants = grants
         self._secrets = secrets
         self._audit = audit
         self._keys = keys
+        self._oauth = oauth
         self._clock = clock
         self._usage = usage or UsageRecorder(grants.engine)
         self._guard = guard or AddressGuard()
@@ -193,12 +198,43 @@ class Pipeline:
         with span("vaultgate.audit.commit"):
             await self._audit.record(event, admission)
         grant, credential = await self._open(grant)
+        credential, expires_in = await self.injectable(use, grant, credential)
         if self._usage.touch(grant.grant_id, grant.secret_id, use.principal.key_id, now):
             # Not awaited: last_used_at is bookkeeping and must not slow the request down.
             asyncio.get_running_loop().run_in_executor(None, self._usage.flush)
         return Authorized(
-            grant, credential, event.id, event=event, at=admission.at, spending=admission.spending
+            grant,
+            credential,
+            event.id,
+            event=event,
+            at=admission.at,
+            spending=admission.spending,
+            expires_in=expires_in,
         )
+
+    async def injectable(
+        self, use: UseRequest, grant: GrantContext, stored: Credential
+    ) -> tuple[Credential, int | None]:
+        """What the injection rules get: the stored credential, or for an OAuth secret its
+        current access token (and its remaining life) in place of the client credentials.
+
+        Only the access token goes on: the injection rules never see the client secret or the
+        refresh token. A token that cannot be had is the use's outcome, recorded as an error.
+        """
+        if stored.type not in OAUTH_TYPES:
+            return stored, None
+        if self._oauth is None:
+            raise Unavailable("OAuth tokens are not served here", code="oauth_unavailable")
+        holder = Holder(
+            grant.app_id, grant.secret_id, grant.secret_version, grant.grant_id, grant.provider
+        )
+        try:
+            token = await self._oauth.access(holder, stored)
+        except VaultError as exc:
+            now = self._clock()
+            self._audit.submit(self._event(use, grant, now, "grant:outcome", "error", exc.code))
+            raise
+        return token.credential(), token.expires_in(time.time())
 
     async def _open(self, grant: GrantContext) -> tuple[GrantContext, Credential]:
         """The grant's current credential, even when a rotation won the race to it.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 from vaultgate.injection.credential import (
     OPTIONAL_FIELDS,
@@ -35,6 +36,7 @@ def parse_credential(ctype: CredentialType, raw: Mapping[str, Any]) -> Credentia
         if value is None and name in optional:
             continue
         fields[name] = _check_value(name, value)
+    _check_oauth(ctype, fields)
     return Credential(ctype, fields)
 
 
@@ -51,7 +53,46 @@ def parse_provider_credential(provider: Provider, raw: Mapping[str, Any]) -> Cre
     )
     for name, value in fields.items():
         _check_value(name, value, allow_empty=name not in raw or name in blanks)
+    _check_oauth(provider.credential_type, fields)
     return Credential(provider.credential_type, fields)
+
+
+_OAUTH_AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "none")
+
+
+def _check_oauth(ctype: CredentialType, fields: Mapping[str, str]) -> None:
+    """The OAuth fields the vault acts on: endpoint URLs, the client authentication method."""
+    if not ctype.startswith("oauth2_"):
+        return
+    for name in ("token_url", "revoke_url"):
+        if name in fields:
+            url = urlsplit(fields[name])
+            if url.scheme not in ("https", "http") or not url.hostname or url.username:
+                raise Unprocessable(
+                    f"credential.{name}: must be an absolute https:// (or http://) URL "
+                    "without user information",
+                    field=f"credential.{name}",
+                )
+    method = fields.get("client_auth_method")
+    if method is not None and method not in _OAUTH_AUTH_METHODS:
+        raise Unprocessable(
+            f"credential.client_auth_method: must be one of {', '.join(_OAUTH_AUTH_METHODS)}",
+            field="credential.client_auth_method",
+        )
+    if method != "none" and not fields.get("client_secret"):
+        raise Unprocessable(
+            "credential.client_secret: required unless client_auth_method is none",
+            field="credential.client_secret",
+        )
+    if "expires_at" in fields and not fields["expires_at"].isdigit():
+        raise Unprocessable(
+            "credential.expires_at: must be unix seconds (digits only)",
+            field="credential.expires_at",
+        )
+    if "expires_at" in fields and "access_token" not in fields:
+        raise Unprocessable(
+            "credential.expires_at: goes with an access_token", field="credential.expires_at"
+        )
 
 
 def _check_value(name: str, value: object, *, allow_empty: bool = False) -> str:

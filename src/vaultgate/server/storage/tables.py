@@ -85,7 +85,11 @@ secrets = sa.Table(
     sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("provider", sa.String(64), nullable=True),
-    sa.Column("credential_type", sa.String(16), nullable=False),
+    # 32 since the OAuth types (0003_oauth); SQLite keeps its original 16, which it never enforces
+    # (widening it there would mean rebuilding the table under its foreign keys).
+    sa.Column(
+        "credential_type", sa.String(32).with_variant(sa.String(16), "sqlite"), nullable=False
+    ),
     sa.Column("injection", sa.JSON, nullable=False),
     sa.Column("allowed_hosts", sa.JSON, nullable=False),
     sa.Column("aws", sa.JSON, nullable=True),
@@ -387,4 +391,24 @@ alert_marks = sa.Table(
     metadata,
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The token state of an OAuth secret, shared by every worker and node: the current access token
+# and (for a refresh-token grant) the newest refresh token, sealed together through the barrier;
+# the row is what the one refresh per fleet locks. ``version`` is the secret version it belongs
+# to: a rotated secret starts again from its new credential.
+oauth_tokens = sa.Table(
+    "oauth_tokens",
+    metadata,
+    sa.Column("secret_id", ID, sa.ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("master_key_id", sa.String(64), nullable=True),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("refresh_at", sa.Float, nullable=True),
+    sa.Column("retry_at", sa.Float, nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -8,7 +8,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vaultgate.injection.credential import CREDENTIAL_TYPES, OPTIONAL_FIELDS, REQUIRED_FIELDS
+from vaultgate.injection.credential import (
+    CREDENTIAL_TYPES,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    CredentialType,
+)
 from vaultgate.server.api.deps import runtime
 from vaultgate.server.errors import NotFound, VaultError
 from vaultgate.server.portal import forms
@@ -61,12 +66,40 @@ def _provider(request: Request, slug: str) -> Provider | None:
     return provider
 
 
-def _credential_groups() -> list[tuple[str, list[str]]]:
-    """Types sharing the same fields share one group of inputs: ("bearer api_key", ["token"])."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+# Credential fields that are settings, not secrets: shown as plain text (and kept on a refused
+# submit). Every other field is write-only.
+PLAIN_FIELDS = frozenset(
+    {"token_url", "client_id", "scopes", "audience", "client_auth_method", "revoke_url"}
+    | {"expires_at"}
+)
+_FIELD_HINTS = {
+    "scopes": "space-separated",
+    "client_auth_method": "client_secret_basic (default), client_secret_post or none",
+    "access_token": "an initial token, used until it is due",
+    "expires_at": "the initial token's expiry, unix seconds",
+}
+
+
+def _credential_groups() -> list[tuple[str, list[tuple[str, bool, str]]]]:
+    """One input per field name, shown for every type that takes it, grouped by those types.
+
+    ("bearer api_key", [("token", False, "for bearer and api_key")]): name, plain, hint. Types
+    that share a field name (the two OAuth types) share its input, so no name appears twice.
+    """
+    takers: dict[str, list[CredentialType]] = {}
     for ctype in CREDENTIAL_TYPES:
-        groups.setdefault((*REQUIRED_FIELDS[ctype], *OPTIONAL_FIELDS[ctype]), []).append(ctype)
-    return [(" ".join(types), list(names)) for names, types in groups.items()]
+        for name in (*REQUIRED_FIELDS[ctype], *OPTIONAL_FIELDS[ctype]):
+            takers.setdefault(name, []).append(ctype)
+    groups: dict[tuple[str, ...], list[tuple[str, bool, str]]] = {}
+    for name, types in takers.items():
+        optional = all(name in OPTIONAL_FIELDS[t] for t in types)
+        hint = "for " + " and ".join(types)
+        if name in _FIELD_HINTS:
+            hint += f": {_FIELD_HINTS[name]}"
+        if optional:
+            hint += " (optional)"
+        groups.setdefault(tuple(types), []).append((name, name in PLAIN_FIELDS, hint))
+    return [(" ".join(types), fields) for types, fields in groups.items()]
 
 
 def _form_page(
@@ -115,7 +148,7 @@ def _known_fields(provider: Provider | None) -> list[str]:
             for part in ("target", "name", "value")
         ]
         names += [f"credential.{n}" for t in CREDENTIAL_TYPES for n in REQUIRED_FIELDS[t]]
-        names.append("credential.session_token")
+        names += [f"credential.{n}" for t in CREDENTIAL_TYPES for n in OPTIONAL_FIELDS[t]]
     return names
 
 
