@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Final, Literal
 
-CredentialType = Literal["bearer", "api_key", "basic", "aws_sigv4"]
-CREDENTIAL_TYPES: Final[tuple[CredentialType, ...]] = ("bearer", "api_key", "basic", "aws_sigv4")
+CredentialType = Literal[
+    "bearer", "api_key", "basic", "aws_sigv4", "oauth2_client_credentials", "oauth2_refresh_token"
+]
+CREDENTIAL_TYPES: Final[tuple[CredentialType, ...]] = (
+    "bearer",
+    "api_key",
+    "basic",
+    "aws_sigv4",
+    "oauth2_client_credentials",
+    "oauth2_refresh_token",
+)
 
 # The fields each type must carry, and those it may carry.
 REQUIRED_FIELDS: Final[Mapping[CredentialType, tuple[str, ...]]] = {
@@ -14,12 +23,23 @@ REQUIRED_FIELDS: Final[Mapping[CredentialType, tuple[str, ...]]] = {
     "api_key": ("token",),
     "basic": ("username", "password"),
     "aws_sigv4": ("access_key_id", "secret_access_key"),
+    "oauth2_client_credentials": ("token_url", "client_id", "client_secret"),
+    "oauth2_refresh_token": ("token_url", "client_id", "refresh_token"),
 }
 OPTIONAL_FIELDS: Final[Mapping[CredentialType, tuple[str, ...]]] = {
     "bearer": (),
     "api_key": (),
     "basic": (),
     "aws_sigv4": ("session_token",),
+    "oauth2_client_credentials": ("scopes", "audience", "client_auth_method"),
+    "oauth2_refresh_token": (
+        "client_secret",
+        "scopes",
+        "client_auth_method",
+        "revoke_url",
+        "access_token",
+        "expires_at",
+    ),
 }
 
 REDACTED: Final = "**********"

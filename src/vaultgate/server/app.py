@@ -13,9 +13,11 @@ from vaultgate.server.api import (
     errors,
     health,
     management,
+    oauth_apps,
     proxy,
     sdk,
     sdk_approvals,
+    sdk_connect,
     sdk_grants,
     sdk_keys,
 )
@@ -51,6 +53,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(approvals.router)
     app.include_router(sdk_approvals.router)
     app.include_router(sdk_keys.router)
+    app.include_router(oauth_apps.router)
+    app.include_router(sdk_connect.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

@@ -34,6 +34,8 @@ from vaultgate.server.storage.engine import create_engine, migrate
 
 if TYPE_CHECKING:
     from vaultgate.server.approvals.services import ApprovalService
+    from vaultgate.server.oauth.apps import OAuthAppService
+    from vaultgate.server.oauth.connect import ConnectService
 
 
 @dataclass
@@ -133,6 +135,40 @@ class Runtime:
             backoff=settings.approval_webhook_backoff_ms / 1000,
         )
         return service
+
+    @property
+    def public_base(self) -> str:
+        settings = self.settings
+        return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+    @functools.cached_property
+    def oauth_apps(self) -> OAuthAppService:
+        from vaultgate.server.oauth.apps import OAuthAppService
+
+        return OAuthAppService(
+            self.engine,
+            self.barrier,
+            AuditSink(self.audit_key),
+            self.clock,
+            callback_url=f"{self.public_base}/connect/callback",
+            # Plain-http endpoints only where private destinations are allowed (tests, dev).
+            allow_http=bool(self.settings.allow_private_destinations),
+        )
+
+    @functools.cached_property
+    def connect(self) -> ConnectService:
+        from vaultgate.server.oauth.connect import ConnectService
+
+        return ConnectService(
+            self.engine,
+            self.barrier,
+            AuditSink(self.audit_key),
+            self.clock,
+            self.oauth_apps,
+            self.secrets,
+            self.guard,
+            public_base=self.public_base,
+        )
 
     async def start(self) -> None:
         self.changes.start(self.engine)
