@@ -29,7 +29,7 @@ from werkzeug.serving import make_server
 @dataclass
 class Client:
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # the server's own logs print clients
     redirect_uri: str
     scope: str = "repo read:user"
 
@@ -70,7 +70,7 @@ class User:
 
 @dataclass
 class Code:
-    code: str
+    code: str = field(repr=False)
     client_id: str
     redirect_uri: str
     scope: str
@@ -87,8 +87,8 @@ class Code:
 
 @dataclass
 class Token:
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     client_id: str
     scope: str
     user: User
