@@ -14,12 +14,21 @@ from vaultgate.server.portal.pages import STATIC, too_large_page
 from vaultgate.server.portal.routing import PortalState
 from vaultgate.server.portal.sessions import SessionCodec
 from vaultgate.server.portal.throttle import LoginThrottle
-from vaultgate.server.portal.views import approvals, apps, audit, auth, grants, providers, secrets
+from vaultgate.server.portal.views import (
+    approvals,
+    apps,
+    audit,
+    auth,
+    grants,
+    oauth,
+    providers,
+    secrets,
+)
 
 __all__ = ["install", "router"]
 
 router = APIRouter()
-for _module in (auth, secrets, grants, apps, audit, providers, approvals):
+for _module in (auth, secrets, grants, apps, audit, providers, approvals, oauth):
     router.include_router(_module.router)
 
 
