@@ -27,7 +27,7 @@ from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier
 from vaultgate.server.egress.guard import AddressGuard
-from vaultgate.server.errors import InvalidInput, NotFound
+from vaultgate.server.errors import InvalidInput, NotFound, VaultError
 from vaultgate.server.oauth import exchange
 from vaultgate.server.oauth.apps import OAuthAppService, OAuthClient
 from vaultgate.server.oauth.requests import SessionRequest
@@ -194,6 +194,9 @@ class ConnectService:
             message = f"The provider refused the authorization code ({exc.code})."
             await anyio.to_thread.run_sync(self._fail, row, exc.code, message)
             return Outcome(False, message, row["return_url"])
+        except VaultError as exc:  # the guard refused an endpoint, or userinfo gave no account
+            await anyio.to_thread.run_sync(self._fail, row, exc.code, exc.message)
+            return Outcome(False, exc.message, row["return_url"])
         result = await anyio.to_thread.run_sync(self._complete, row, oauth, tokens, account)
         login = result["grants"][0]["account_identifier"]
         return Outcome(True, f"Connected {oauth.provider} account {login}.", row["return_url"])
