@@ -31,6 +31,8 @@ SERVED = {
     ("POST", "/sdk/keys/{key_id}/rotate"),
     ("DELETE", "/sdk/keys/{key_id}"),
     ("GET", "/sdk/scopes"),
+    ("POST", "/sdk/oauth/connect/session"),
+    ("POST", "/sdk/oauth/connect/session/poll"),
 }
 UNSERVED = [(m, r) for m, r, _ in CLIENT_ROUTES if (m, r) not in SERVED]
 
