@@ -35,7 +35,7 @@ async def consent_in(browser: Any, links: asyncio.Queue[str]) -> str:
         await context.close()
 
 
-async def portal_html(browser: Any, vault: Vault) -> str:
+async def portal_html(browser: Any, vault: Vault, grant_id: str) -> str:
     context = await browser.new_context()
     try:
         page = await context.new_page()
@@ -44,9 +44,15 @@ async def portal_html(browser: Any, vault: Vault) -> str:
         await page.get_by_label("Password").fill(vault.portal_password)
         await page.get_by_role("button", name="Sign in").click()
         await page.get_by_role("heading", name="Managed secrets").wait_for()
+        html = []
+        for path in ("/portal/secrets", f"/portal/grants/{grant_id}"):
+            answer = await page.goto(vault.base_url + path)
+            assert answer is not None and answer.status == 200, path
+            html.append(str(await page.content()))
         await page.goto(vault.base_url + "/portal/oauth")
         await page.get_by_role("heading", name="Connected accounts by end user").wait_for()
-        return str(await page.content())
+        html.append(str(await page.content()))
+        return "\n".join(html)
     finally:
         await context.close()
 
@@ -82,7 +88,7 @@ async def test_connect_in_a_real_browser_makes_a_grant_that_injects(
     assert len(issued) == 1
     assert api.last().headers["authorization"] == f"Bearer {issued[0].access_token}"
     assert auth.token_count("authorization_code") == 1
-    portal = await portal_html(chromium, vault)
+    portal = await portal_html(chromium, vault, grant.grant_id)
     assert "octocat" in portal and "user-1" in portal and grant.grant_id in portal
     for value in (CLIENT_SECRET, issued[0].access_token, str(issued[0].refresh_token)):
         assert value not in portal
