@@ -100,6 +100,8 @@ def create(request: Request, actor: PortalActor, form: Form) -> Response:
         errors = forms.errors_from(exc, KNOWN)
     else:
         return see_other("/portal/oauth?done=OAuth+app+registered.")
+    if "client_secret" in errors:  # shown beside the write-only input of that name
+        errors[forms.SECRET_PREFIX + "client_secret"] = errors.pop("client_secret")
     return _page(request, errors=errors, values=forms.echo(form))
 
 

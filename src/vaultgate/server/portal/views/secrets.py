@@ -61,10 +61,15 @@ def _provider(request: Request, slug: str) -> Provider | None:
     return provider
 
 
+# The custom form's types. OAuth credentials are connected through the OAuth tab (Connect) or
+# stored through the API: their fields (token URL, client id...) need more than a secret input.
+FORM_TYPES = tuple(t for t in CREDENTIAL_TYPES if not t.startswith("oauth2_"))
+
+
 def _credential_groups() -> list[tuple[str, list[str]]]:
     """Types sharing the same fields share one group of inputs: ("bearer api_key", ["token"])."""
     groups: dict[tuple[str, ...], list[str]] = {}
-    for ctype in CREDENTIAL_TYPES:
+    for ctype in FORM_TYPES:
         groups.setdefault((*REQUIRED_FIELDS[ctype], *OPTIONAL_FIELDS[ctype]), []).append(ctype)
     return [(" ".join(types), list(names)) for names, types in groups.items()]
 
@@ -86,7 +91,7 @@ def _form_page(
         apps=rt.keys.list_apps(),
         values=values,
         errors=errors,
-        types=CREDENTIAL_TYPES,
+        types=FORM_TYPES,
         credential_groups=_credential_groups(),
         rows=range(forms.ADDITIONAL_ROWS),
     )
@@ -114,7 +119,7 @@ def _known_fields(provider: Provider | None) -> list[str]:
             for i in range(forms.ADDITIONAL_ROWS)
             for part in ("target", "name", "value")
         ]
-        names += [f"credential.{n}" for t in CREDENTIAL_TYPES for n in REQUIRED_FIELDS[t]]
+        names += [f"credential.{n}" for t in FORM_TYPES for n in REQUIRED_FIELDS[t]]
         names.append("credential.session_token")
     return names
 
