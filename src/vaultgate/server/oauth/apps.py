@@ -281,8 +281,11 @@ class OAuthAppService:
             body.redirect_uri or self.callback_url, "redirect_uri", allow_http=self._allow_http
         )
         scopes = body.scopes if body.scopes is not None else list(endpoints.scopes)
-        if any(not s or " " in s or not s.isprintable() for s in scopes):
-            raise Unprocessable("scopes: each scope is one printable word", field="scopes")
+        if any(not s or len(s) > 256 or " " in s or not s.isprintable() for s in scopes):
+            raise Unprocessable(
+                "scopes: each scope is one printable word of at most 256 characters",
+                field="scopes",
+            )
         app_row_id, now = str(uuid.uuid4()), self._clock()
         secret = body.client_secret
         row = {

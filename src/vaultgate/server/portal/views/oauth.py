@@ -102,6 +102,10 @@ def create(request: Request, actor: PortalActor, form: Form) -> Response:
         return see_other("/portal/oauth?done=OAuth+app+registered.")
     if "client_secret" in errors:  # shown beside the write-only input of that name
         errors[forms.SECRET_PREFIX + "client_secret"] = errors.pop("client_secret")
+    for key in list(errors):  # "allowed_hosts[2]", "scopes.0": the one input they came from
+        base = key.split("[", 1)[0].split(".", 1)[0]
+        if base in ("allowed_hosts", "scopes") and key != base:
+            errors.setdefault(base, errors.pop(key))
     return _page(request, errors=errors, values=forms.echo(form))
 
 
