@@ -6,7 +6,17 @@ import os
 
 import click
 
-from vaultgate.cli import admin_keys, approvals, apps, audit, grants, local, providers, secrets
+from vaultgate.cli import (
+    admin_keys,
+    approvals,
+    apps,
+    audit,
+    grants,
+    local,
+    oauth_apps,
+    providers,
+    secrets,
+)
 
 
 @click.group()
@@ -39,6 +49,8 @@ for command in (
     audit.audit,
     providers.providers,
     approvals.approvals,
+    oauth_apps.oauth_apps,
+    oauth_apps.connections,
 ):
     cli.add_command(command)
 

@@ -14,10 +14,12 @@ from vaultgate.server.api import (
     errors,
     health,
     management,
+    oauth_apps,
     proxy,
     sdk,
     sdk_agents,
     sdk_approvals,
+    sdk_connect,
     sdk_grants,
     sdk_keys,
     sinks,
@@ -57,6 +59,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(sdk_agents.router)
     app.include_router(budgets.router)
     app.include_router(sinks.router)
+    app.include_router(oauth_apps.router)
+    app.include_router(sdk_connect.router)
     app.router.routes.extend(proxy.routes)
     app.add_middleware(
         BodyLimit,

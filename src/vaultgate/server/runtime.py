@@ -41,6 +41,8 @@ from vaultgate.server.storage.engine import create_engine, migrate
 if TYPE_CHECKING:
     from vaultgate.server.alerts import Alerter
     from vaultgate.server.approvals.services import ApprovalService
+    from vaultgate.server.oauth.apps import OAuthAppService
+    from vaultgate.server.oauth.connect import ConnectService
     from vaultgate.server.sinks import Deliverer, SinkStore
 
 
@@ -230,6 +232,40 @@ class Runtime:
         )
         return Alerter(
             self.engine, AuditSink(self.audit_key), self.audit_key, self.sinks, self.clock, config
+        )
+
+    @property
+    def public_base(self) -> str:
+        settings = self.settings
+        return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+    @functools.cached_property
+    def oauth_apps(self) -> OAuthAppService:
+        from vaultgate.server.oauth.apps import OAuthAppService
+
+        return OAuthAppService(
+            self.engine,
+            self.barrier,
+            AuditSink(self.audit_key),
+            self.clock,
+            callback_url=f"{self.public_base}/connect/callback",
+            # Plain-http endpoints only where private destinations are allowed (tests, dev).
+            allow_http=bool(self.settings.allow_private_destinations),
+        )
+
+    @functools.cached_property
+    def connect(self) -> ConnectService:
+        from vaultgate.server.oauth.connect import ConnectService
+
+        return ConnectService(
+            self.engine,
+            self.barrier,
+            AuditSink(self.audit_key),
+            self.clock,
+            self.oauth_apps,
+            self.secrets,
+            self.guard,
+            public_base=self.public_base,
         )
 
     async def start(self) -> None:

@@ -98,14 +98,23 @@ async def test_a_revoked_only_match_says_revoked(tenant: Tenant, origin: Upstrea
     assert origin.requests == []
 
 
-async def test_an_end_user_token_with_a_provider_is_refused(
+async def test_an_end_user_token_finds_only_that_users_grants(
     tenant: Tenant, origin: Upstream
 ) -> None:
+    # "svc" belongs to the app, not to an end user: naming a user finds nothing (connected
+    # accounts per user are in tests/functional/oauth/test_connect.py).
     store(tenant, origin, "svc")
     async with alter_sdk.App(api_key=tenant.key) as app:
-        with pytest.raises(alter_sdk.BackendError) as raised:
+        with pytest.raises(alter_sdk.GrantNotFoundError):
             await app.proxy_request(
                 HttpMethod.GET, f"{origin.origin}/v1/r", provider="svc", user_token="a.b.c"
             )
-    assert raised.value.details["error"] == "user_scoping_not_supported"
-    assert origin.requests == []
+        with pytest.raises(alter_sdk.GrantNotFoundError):
+            await app.request(
+                HttpMethod.GET, f"{origin.origin}/v1/r", provider="svc", app_user_id="u-1"
+            )
+        # The app's own call (no end user) still finds it.
+        assert (
+            await app.request(HttpMethod.GET, f"{origin.origin}/v1/r", provider="svc")
+        ).status_code == 200
+    assert len(origin.requests) == 1

@@ -44,6 +44,8 @@ SERVED = {
     ("PATCH", "/sdk/agents/{agent_id}/keys/{key_id}/deprecate"),
     ("PATCH", "/sdk/agents/{agent_id}/keys/{key_id}/undeprecate"),
     ("DELETE", "/sdk/agents/{agent_id}/keys/{key_id}"),
+    ("POST", "/sdk/oauth/connect/session"),
+    ("POST", "/sdk/oauth/connect/session/poll"),
 }
 UNSERVED = [(m, r) for m, r, _ in CLIENT_ROUTES if (m, r) not in SERVED]
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import anyio.from_thread
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
@@ -124,6 +125,9 @@ def clone_grant(grant_id: str, body: GrantClone, rt: Rt, actor: AdminActor) -> d
 
 @router.delete("/grants/{grant_id}", status_code=204)
 def revoke_grant(grant_id: str, rt: Rt, actor: AdminActor) -> Response:
+    if rt.connect.is_connection(grant_id):  # a connected account: revoked at the provider too
+        anyio.from_thread.run(rt.connect.disconnect, grant_id, actor)
+        return Response(status_code=204)
     rt.grants.revoke(grant_id, actor)
     return Response(status_code=204)
 

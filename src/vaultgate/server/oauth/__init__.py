@@ -1,4 +1,6 @@
-"""OAuth 2.0 credentials: obtaining, sealing, caching and refreshing access tokens for secrets.
+"""OAuth 2.0: machine credentials (obtaining, sealing, caching and refreshing access tokens)
+and end-user Connect (OAuth apps, consent with PKCE and state, code exchange: apps.py,
+connect.py, exchange.py, storing.py).
 
 It owns the token-state table and the one-refresh-per-fleet lock; the protocol itself is Authlib's.
 It must never let a client secret or refresh token leave the vault, nor print any token.

@@ -21,6 +21,7 @@ from vaultgate.server.portal.views import (
     audit,
     auth,
     grants,
+    oauth,
     providers,
     secrets,
     sinks,
@@ -29,7 +30,7 @@ from vaultgate.server.portal.views import (
 __all__ = ["install", "router"]
 
 router = APIRouter()
-for _module in (auth, secrets, grants, apps, sinks, audit, providers, approvals):
+for _module in (auth, secrets, grants, apps, sinks, audit, providers, approvals, oauth):
     router.include_router(_module.router)
 
 

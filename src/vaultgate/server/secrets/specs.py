@@ -53,7 +53,15 @@ def resolve_spec(body: SecretCreate, provider: Provider | None, params: dict[str
     elif provider is not None:
         rules = provider.injection_rules(params)
     else:
-        rules = default_rules(ctype)
+        try:
+            rules = default_rules(ctype)
+        except InjectionRuleError:
+            # A type with no default rule (an OAuth credential before its injection exists)
+            # is the client's to complete, never a 500.
+            raise Unprocessable(
+                f"injection: required for credential_type {ctype} (it has no default rule)",
+                field="injection",
+            ) from None
     if body.allowed_hosts is not None:
         hosts = tuple(body.allowed_hosts)
     elif provider is not None:

@@ -412,3 +412,61 @@ oauth_tokens = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# OAuth clients an operator registered, one per (app, provider): the provider's endpoints come
+# from a template (or are stated for ``custom``); the client secret is sealed (oauth/sealing.py).
+oauth_apps = sa.Table(
+    "oauth_apps",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("template", sa.String(32), nullable=False),
+    sa.Column("client_id", sa.String(512), nullable=False),
+    sa.Column("client_secret", sa.LargeBinary, nullable=True),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("redirect_uri", sa.String(2048), nullable=False),
+    sa.Column("endpoints", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("app_id", "provider", name="uq_oauth_apps_app_id_provider"),
+)
+
+# A Connect session: ``session_token`` (the SDK polls with it) and ``link`` (the consent URL's)
+# are stored as SHA-256 only, and so is the current ``state``; the PKCE verifier is sealed.
+connect_sessions = sa.Table(
+    "connect_sessions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("link_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("state_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("verifier", sa.LargeBinary, nullable=True),
+    sa.Column("providers", sa.JSON, nullable=False),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("app_user_id", sa.String(255), nullable=True),
+    sa.Column("scopes", sa.JSON, nullable=True),
+    sa.Column("return_url", sa.String(2048), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# A connected account: the managed secret (type oauth2_refresh_token) that holds its tokens, the
+# end user it belongs to and the account the provider reported.
+oauth_connections = sa.Table(
+    "oauth_connections",
+    metadata,
+    sa.Column("secret_id", ID, sa.ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("grant_id", ID, sa.ForeignKey("grants.id"), nullable=False, unique=True),
+    sa.Column("app_id", ID, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("app_user_id", sa.String(255), nullable=True),
+    sa.Column("account_id", sa.String(255), nullable=False),
+    sa.Column("account_login", sa.String(255), nullable=True),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disconnected_at", UTCDateTime, nullable=True),
+    sa.Index("ix_oauth_connections_app_id_provider", "app_id", "provider"),
+)
