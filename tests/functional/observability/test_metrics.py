@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support import Upstream, Vault
 from support.audit import wait_until
-from vaultgate.server.observability.metrics import MODES, REASON_CODES
+from vaultgate.server.observability.metrics import MODES, OAUTH_OUTCOMES, REASON_CODES
 
 CANARY = "sk-canary-metrics-7f3a91"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -102,7 +102,7 @@ def _assert_bounded(
             elif label == "code":
                 assert got in REASON_CODES | {"other", "none"}, (name, got)
             elif label == "outcome":
-                assert got in {"allowed", "denied", "ok", "error"}, (name, got)
+                assert got in {"allowed", "denied", "ok", "error"} | OAUTH_OUTCOMES, (name, got)
 
 
 def test_an_unknown_reason_code_is_counted_as_other() -> None:

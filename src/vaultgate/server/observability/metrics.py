@@ -94,6 +94,7 @@ AUDIT_BATCH_EVENTS = Histogram(
     "Events written per committed audit batch.",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
 )
+OAUTH_OUTCOMES: Final = frozenset({"ok", "refused", "unreachable"})
 OAUTH_REFRESHES = Counter(
     "vaultgate_oauth_refreshes",
     "OAuth token requests sent to providers, by outcome (ok, refused, unreachable).",
