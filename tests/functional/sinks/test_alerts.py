@@ -142,3 +142,58 @@ def test_a_sink_falling_behind_alerts_once_per_episode(tmp_path: Path) -> None:
     assert event["details"]["sink"] == "stuck" and event["details"]["lag_events"] >= 3
     assert event["code"] == "sink_behind"
     assert "syslog" in (last_error or "")
+
+
+def test_a_refused_oauth_refresh_alerts_once_and_a_good_one_does_not(tmp_path: Path) -> None:
+    import time
+
+    from support.oauth_server import run_auth_server
+
+    def refresh_secret(auth: Any, app_id: str, refused: bool) -> str:
+        client = auth.add_client()
+        seeded = auth.seed_refresh_token(client)
+        if refused:
+            auth.revoke_refresh_tokens(client)  # consent withdrawn at the provider
+        credential = {
+            "token_url": auth.token_url,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "refresh_token": seeded,
+            "access_token": "stale-access-token",
+            "expires_at": str(int(time.time()) - 3600),
+        }
+        with vault.admin() as admin:
+            created = admin.post(
+                "/v1/secrets",
+                json={
+                    "app_id": app_id,
+                    "name": f"oauth-{'refused' if refused else 'good'}",
+                    "credential_type": "oauth2_refresh_token",
+                    "credential": credential,
+                    "allowed_hosts": [auth.origin],
+                },
+            )
+        assert created.status_code == 201, created.text
+        return str(created.json()["grant_id"])
+
+    clock = start_clock()
+    with run_auth_server() as auth, run_vault_at(tmp_path / "data", clock) as (vault, rt):
+        app_id, key = vault.make_app_key()
+        headers = {"Authorization": f"Bearer {key}"}
+        good = refresh_secret(auth, app_id, refused=False)
+        answer = httpx.get(f"{vault.base_url}/proxy/{good}/api/whoami", headers=headers)
+        assert answer.status_code == 200, answer.text  # refreshed: no alert (the twin)
+        assert rt.alerter.tick() == []
+        refused = refresh_secret(auth, app_id, refused=True)
+        answer = httpx.get(f"{vault.base_url}/proxy/{refused}/api/whoami", headers=headers)
+        assert answer.status_code == 403
+        assert answer.json()["detail"]["error"] == "credential_revoked"
+        assert rt.alerter.tick() == ["alert:refresh_failed"]
+        assert rt.alerter.tick() == []  # the same failure is not alerted twice
+        with vault.admin() as admin:
+            found = admin.get("/v1/audit", params={"event": "alert:refresh_failed"}).json()
+    (alert,) = found["items"]
+    assert alert["grant_id"] == refused
+    assert alert["code"] == "oauth_refresh_failed"
+    assert alert["details"]["refresh_code"] == "reauth_required"
+    assert "stale-access-token" not in json.dumps(found)

@@ -27,6 +27,7 @@ from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.clock import Clock
 from vaultgate.server.fleet import leases
 from vaultgate.server.fleet.ticker import Ticker
+from vaultgate.server.oauth.store import OAUTH_REFRESH
 from vaultgate.server.sinks import outbox
 from vaultgate.server.sinks.store import SinkStore
 from vaultgate.server.storage.engine import reading
@@ -34,6 +35,11 @@ from vaultgate.server.storage.tables import alert_marks, audit_events
 
 log = logging.getLogger("vaultgate.alerts")
 LEASE = "alerts"
+
+
+# Failed oauth:refresh events of the last hour are looked at, so a vault that restarts still
+# alerts those it had not yet.
+REFRESH_LOOKBACK = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,7 @@ class Alerter:
         """Check every rule once; the names of the alerts raised (for tests and logs)."""
         now = self._clock()
         raised = self._expiries(now) + self._denial_spike(now) + self._sink_lag(now)
+        raised += self._refresh_failures(now)
         if self._verify_due():
             raised += self._verify(now)
         return raised
@@ -137,6 +144,37 @@ class Alerter:
             details={"denials": count, "window_seconds": window},
         )
         return [names.ALERT_DENIAL_SPIKE] if self._raise(f"denial_spike:{bucket}", event) else []
+
+    def _refresh_failures(self, now: datetime) -> list[str]:
+        """An OAuth refresh that failed (refused, or the provider unreachable): alerted at the
+        next tick, once per failed refresh, naming its grant and the failure's code."""
+        since = now - timedelta(seconds=REFRESH_LOOKBACK)
+        query = (
+            sa.select(audit_events)
+            .where(
+                audit_events.c.event == OAUTH_REFRESH,
+                audit_events.c.outcome == "error",
+                audit_events.c.ts >= since,
+            )
+            .order_by(audit_events.c.seq)
+            .limit(100)
+        )
+        with reading(self._engine) as conn:
+            failed = [row._mapping for row in conn.execute(query)]
+        raised = []
+        for row in failed:
+            event = _alert(
+                names.ALERT_REFRESH_FAILED,
+                "oauth_refresh_failed",
+                now,
+                app_id=row["app_id"],
+                grant_id=row["grant_id"],
+                secret_id=row["secret_id"],
+                details={"refresh_event": row["id"], "refresh_code": row["code"]},
+            )
+            if self._raise(f"refresh_failed:{row['id']}", event):
+                raised.append(names.ALERT_REFRESH_FAILED)
+        return raised
 
     def _sink_lag(self, now: datetime) -> list[str]:
         raised = []

@@ -54,6 +54,7 @@ ALERT_EXPIRY: Final = "alert:expiry"
 ALERT_DENIAL_SPIKE: Final = "alert:denial_spike"
 ALERT_VERIFY_FAILED: Final = "alert:verify_failed"
 ALERT_SINK_LAG: Final = "alert:sink_lag"
+ALERT_REFRESH_FAILED: Final = "alert:refresh_failed"
 
 ALLOWED: Final = "allowed"
 DENIED: Final = "denied"
