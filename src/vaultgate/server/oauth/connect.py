@@ -15,7 +15,7 @@ import secrets as random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -28,7 +28,6 @@ from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier
 from vaultgate.server.egress.guard import AddressGuard
 from vaultgate.server.errors import InvalidInput, NotFound, VaultError
-from vaultgate.server.oauth import exchange
 from vaultgate.server.oauth.apps import OAuthAppService, OAuthClient
 from vaultgate.server.oauth.requests import SessionRequest
 from vaultgate.server.oauth.sealing import open_sealed, seal
@@ -36,6 +35,13 @@ from vaultgate.server.oauth.storing import connected_credential, store_connectio
 from vaultgate.server.secrets.services import SecretService
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
+
+if TYPE_CHECKING:
+    from vaultgate.server.oauth import exchange
+
+# ``exchange`` (Authlib's httpx client, httpx itself) is imported where a flow step runs, not
+# here: a worker that never meets a Connect flow does not load httpx (see the worker-imports
+# test in tests/functional/fleet).
 
 SESSION_SECONDS: Final = 600
 
@@ -155,6 +161,8 @@ class ConnectService:
 
     def begin(self, link: str, provider: str) -> str:
         """The provider's authorization URL for this session, with a fresh ``state``."""
+        from vaultgate.server.oauth import exchange
+
         row = self._pending(t.connect_sessions.c.link_hash == digest(link))
         if provider not in row["providers"]:
             raise ConnectPageError(400, "This connection link does not offer that provider.")
@@ -172,6 +180,8 @@ class ConnectService:
         return exchange.authorization_url(oauth, state=state, verifier=verifier, scopes=scopes)
 
     async def callback(self, params: dict[str, str]) -> Outcome:
+        from vaultgate.server.oauth import exchange
+
         state = params.get("state") or ""
         row = await anyio.to_thread.run_sync(self._claim_state, state)
         if "error" in params:
@@ -202,6 +212,8 @@ class ConnectService:
         return Outcome(True, f"Connected {oauth.provider} account {login}.", row["return_url"])
 
     async def _account(self, oauth: OAuthClient, tokens: exchange.Tokens) -> tuple[str, str | None]:
+        from vaultgate.server.oauth import exchange
+
         e = oauth.endpoints
         if e.userinfo_url is not None:
             source = await exchange.userinfo(self._guard, e.userinfo_url, tokens.access_token)
@@ -328,6 +340,8 @@ class ConnectService:
     async def disconnect(self, grant_id: str, actor: Actor) -> dict[str, Any]:
         """Revoke the tokens at the provider (where it has a revocation URL), then delete the
         secret: every grant on it is revoked and its ciphertext destroyed."""
+        from vaultgate.server.oauth import exchange
+
         row = await anyio.to_thread.run_sync(self._connection, grant_id)
         oauth = await anyio.to_thread.run_sync(
             self._apps.client_for, row["app_id"], row["provider"]

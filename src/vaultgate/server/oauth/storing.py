@@ -5,7 +5,7 @@ rotates that secret in place (``operation: reauth``), so the grant id the app ho
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,11 +15,13 @@ from vaultgate.server.auth.services import Actor
 from vaultgate.server.clock import Clock
 from vaultgate.server.errors import Conflict
 from vaultgate.server.oauth.apps import OAuthClient
-from vaultgate.server.oauth.exchange import Tokens
 from vaultgate.server.secrets.models import SecretCreate
 from vaultgate.server.secrets.services import SecretService
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
+
+if TYPE_CHECKING:
+    from vaultgate.server.oauth.exchange import Tokens  # (it loads httpx: types only here)
 
 
 def connected_credential(oauth: OAuthClient, tokens: Tokens) -> Credential:
