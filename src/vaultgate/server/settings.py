@@ -203,16 +203,24 @@ _PROXY_SECONDS = ("read_timeout", "first_byte_timeout", "header_timeout", "cache
 
 def proxy_limits(env: Mapping[str, str]) -> dict[str, Any]:
     """The proxy's limits set in ``env`` (``VAULTGATE_MAX_INFLIGHT_PER_GRANT=128``...)."""
+    return _positive_numbers(env, _PROXY_INTS, _PROXY_SECONDS)
+
+
+def _positive_numbers(
+    env: Mapping[str, str], ints: tuple[str, ...], seconds: tuple[str, ...]
+) -> dict[str, Any]:
+    """``VAULTGATE_<NAME>`` of each name given in ``env``: an integer or a number of seconds,
+    greater than 0; the names not set are left out (their defaults stand)."""
     found: dict[str, Any] = {}
-    for name in (*_PROXY_INTS, *_PROXY_SECONDS):
+    for name in (*ints, *seconds):
         variable = "VAULTGATE_" + name.upper()
         raw = env.get(variable)
         if raw is None or raw == "":
             continue
         try:
-            value: float = int(raw) if name in _PROXY_INTS else float(raw)
+            value: float = int(raw) if name in ints else float(raw)
         except ValueError:
-            kind = "an integer" if name in _PROXY_INTS else "a number of seconds"
+            kind = "an integer" if name in ints else "a number of seconds"
             raise SettingsError(f"{variable}: expected {kind}") from None
         if not value > 0:
             raise SettingsError(f"{variable}: must be greater than 0")
@@ -241,18 +249,4 @@ _SINK_SECONDS: tuple[str, ...] = (
 
 def sink_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The audit sink and alert settings set in ``env`` (``VAULTGATE_SINK_BATCH=500``...)."""
-    found: dict[str, Any] = {}
-    for name in (*_SINK_INTS, *_SINK_SECONDS):
-        variable = "VAULTGATE_" + name.upper()
-        raw = env.get(variable)
-        if raw is None or raw == "":
-            continue
-        try:
-            value: float = int(raw) if name in _SINK_INTS else float(raw)
-        except ValueError:
-            kind = "an integer" if name in _SINK_INTS else "a number of seconds"
-            raise SettingsError(f"{variable}: expected {kind}") from None
-        if not value > 0:
-            raise SettingsError(f"{variable}: must be greater than 0")
-        found[name] = value
-    return found
+    return _positive_numbers(env, _SINK_INTS, _SINK_SECONDS)
