@@ -79,10 +79,13 @@ async def test_a_slow_tenant_cannot_starve_another(
             )
             assert finished, "the calls beyond the grant's share were not answered"
         refused = [c.result() for c in calls if c.done()]
-        answer = await client.get(
-            f"{shared_vault.base_url}/proxy/{other_grant}/echo",
-            headers={"Authorization": f"Bearer {other.key}"},
-        )
+        # The other app has its own connection, as another app would: reusing one of the hog's
+        # idle keep-alive connections would race the vault closing it after the header timeout.
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as own:
+            answer = await own.get(
+                f"{shared_vault.base_url}/proxy/{other_grant}/echo",
+                headers={"Authorization": f"Bearer {other.key}"},
+            )
         assert answer.status_code == 200, answer.text
         assert slow.hanging == PER_HOST  # the hog's calls were still hanging meanwhile
         slow.release()
