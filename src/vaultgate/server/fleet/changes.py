@@ -21,6 +21,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import meta
 
 log = logging.getLogger(__name__)
@@ -110,5 +111,7 @@ class Changes:
                 log.debug("change counter unreadable: %s", type(exc).__name__)
 
     def _poll(self, engine: Engine) -> None:
-        with engine.connect() as conn:
+        # A read: on SQLite a plain connection would BEGIN IMMEDIATE and take the write lock
+        # ten times a second per process, queueing the audit writer's commits behind it.
+        with reading(engine) as conn:
             self.observe(read(conn))

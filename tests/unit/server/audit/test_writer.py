@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from support.audit import wait_until
 from vaultgate.server.audit.events import ALLOWED, GRANT_OUTCOME, GRANT_USE, OK, AuditEvent
 from vaultgate.server.audit.queries import verify_chain
 from vaultgate.server.audit.sink import AuditSink, lock_head
@@ -113,6 +114,43 @@ def test_stop_drains_fire_and_forget_events(engine: Engine, writer: AuditWriter)
         writer.submit(event)
     writer.stop()
     assert [id_ for _, id_ in _stored(engine)] == [event.id for event in events]
+
+
+async def test_an_outcome_waits_for_the_next_use_and_commits_with_it(
+    engine: Engine, audit_key: bytes
+) -> None:
+    # A linger longer than any test: only a use that somebody waits for can end it.
+    writer = AuditWriter(engine, audit_key, linger=3600)
+    writer.start()
+    try:
+        writer.record_sync(_event(-1))  # the head row exists; this batch is not counted below
+        before = writer.stats.batches
+        outcome, use = _event(0, GRANT_OUTCOME), _event(1)
+        writer.submit(outcome)
+        await writer.record(use)
+        assert writer.stats.batches == before + 1  # one commit for both, not two
+        assert [id_ for _, id_ in _stored(engine)][-2:] == [outcome.id, use.id]
+    finally:
+        writer.stop()
+    assert verify_chain(engine, audit_key).ok
+
+
+def test_a_lingering_outcome_is_written_on_its_own_and_at_stop(
+    engine: Engine, audit_key: bytes
+) -> None:
+    writer = AuditWriter(engine, audit_key, linger=0.01)
+    writer.start()
+    alone = _event(0, GRANT_OUTCOME)
+    writer.submit(alone)
+    wait_until(lambda: [id_ for _, id_ in _stored(engine)] == [alone.id])
+    writer.stop()
+    # Stopping does not wait out the linger: what is queued is written at once.
+    held = AuditWriter(engine, audit_key, linger=3600)
+    held.start()
+    late = _event(1, GRANT_OUTCOME)
+    held.submit(late)
+    held.stop()
+    assert [id_ for _, id_ in _stored(engine)] == [alone.id, late.id]
 
 
 async def test_after_stop_record_is_refused_and_submit_is_dropped(
