@@ -24,7 +24,7 @@ from vaultgate.server.api import (
     sdk_keys,
     sinks,
 )
-from vaultgate.server.api.hotpath import HotPaths
+from vaultgate.server.api.hotpath import VaultApp
 from vaultgate.server.api.limits import BodyLimit
 from vaultgate.server.runtime import Runtime
 from vaultgate.server.settings import Settings, load_settings
@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         finally:
             await rt.close()
 
-    app = FastAPI(
+    app = VaultApp(
         title="vaultgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None
     )
     app.state.runtime = rt
@@ -69,8 +69,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         large_prefixes=("/sdk/", "/proxy/"),
     )
     portal.install(app)  # so the portal's guard is the outer layer for /portal
-    # Outermost: the request path's routes bypass the rest of the stack (see api/hotpath.py).
-    app.add_middleware(HotPaths, body_limit=settings.max_request_body, tracing=rt.tracing)
+    # In front of it all: the request path's routes bypass the whole stack (api/hotpath.py).
+    app.put_in_front(body_limit=settings.max_request_body, tracing=rt.tracing)
     return app
 
 

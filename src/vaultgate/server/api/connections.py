@@ -12,7 +12,9 @@ which such a client never does. So the protocol uvicorn runs is its own, with th
 - a connection cap: past ``max_connections`` open connections a new one is answered 503 at once
   and closed, so idle or hostile connections cannot use up the process's file descriptors.
 - a lost connection cancels the request it was waiting for (`api/disconnect.py`);
-- a method the HTTP parser does not know (TRACK) gets the vault's 405, as under h11.
+- a method the HTTP parser does not know (TRACK) gets the vault's 405, as under h11;
+- an answer's head and body leave in one send (`_CorkedTransport`): uvicorn writes them
+  separately, two system calls and two TCP segments for every small answer.
 """
 
 from __future__ import annotations
@@ -99,6 +101,44 @@ class _MethodAwareParser:
             self._transport.close()
 
 
+class _CorkedTransport:
+    """The connection's transport, with the writes of one event-loop turn sent as one.
+
+    uvicorn writes an answer's head at ``http.response.start`` and its body at the next message,
+    which the vault sends in the same turn; held until the turn ends, they leave together. A
+    stream's chunks, sent in later turns, still leave as they come. Everything else is the
+    transport's own.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(_Base):
     """uvicorn's HTTP protocol with a header deadline and a connection cap (see the module)."""
 
@@ -106,9 +146,11 @@ class GuardedHttpProtocol(_Base):
     max_connections: ClassVar[int] = 4096
     _deadline: asyncio.TimerHandle | None = None
     _waiting_after: object = None
+    _armed_at: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        corked = cast("asyncio.Transport", _CorkedTransport(transport, self.loop))
+        super().connection_made(corked)
         if len(self.connections) > self.max_connections:
             transport.write(busy())
             transport.close()
@@ -132,11 +174,14 @@ class GuardedHttpProtocol(_Base):
             abandon(cast("MutableMapping[str, Any]", cycle.scope))
 
     def _arm(self) -> None:
-        self._disarm()
         # The request whose headers are awaited is the one after the current cycle: when the
         # deadline comes and the cycle is still this one, no new request's headers completed.
         self._waiting_after = self.cycle
-        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+        self._armed_at = self.loop.time()
+        # One timer per connection, moved on lazily: a busy keep-alive connection re-arms on
+        # every answer, and a timer made and cancelled each time cost more than this check.
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -145,7 +190,12 @@ class GuardedHttpProtocol(_Base):
 
     def _expire(self) -> None:
         self._deadline = None
-        if self.cycle is self._waiting_after and not self.transport.is_closing():
+        if self.cycle is not self._waiting_after:
+            return  # a new request's headers completed; its answer re-arms
+        left = self._armed_at + self.header_timeout - self.loop.time()
+        if left > 0:  # re-armed since this timer was set: wait out the rest
+            self._deadline = self.loop.call_later(left, self._expire)
+        elif not self.transport.is_closing():
             self.transport.close()
 
 

@@ -4,6 +4,11 @@ These routes run on every API call a user makes, so they go straight from the AS
 their handler; FastAPI's router and dependency solving cost more than the rest of the request
 (measured with ``make bench``). The handlers are the same functions FastAPI documents in
 ``/openapi.json``, so there is still one implementation of each route.
+
+`VaultApp` is the FastAPI application with this door in front of its ``__call__``: a request
+for a hot route never enters FastAPI's middleware stack (its error, telemetry and body-limit
+layers, each a coroutine and a ``send`` wrapper per request, and a check of OpenTelemetry's
+environment per request in FastAPI's own telemetry); everything else goes through it as before.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +48,25 @@ DEPRECATED_KEY = key_controls.DEPRECATED_KEY
 
 # Handlers that wait on an upstream: a client that leaves cancels them (api/disconnect.py).
 _FORWARDING: frozenset[Handler] = frozenset({proxy.handle, sdk.proxy})
+
+
+class VaultApp(FastAPI):
+    """FastAPI, behind `HotPaths` once `front` is set (see the module)."""
+
+    front: HotPaths | None = None
+
+    def put_in_front(self, *, body_limit: int, tracing: Tracing | None = None) -> None:
+        self.front = HotPaths(self._stack, body_limit=body_limit, tracing=tracing)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None or scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # what Starlette sets: `Request.app` reads it
+        await self.front(scope, receive, send)
+
+    async def _stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 class HotPaths:
