@@ -36,7 +36,7 @@ def _expressions() -> list[str]:
 
 
 def test_every_dashboard_expression_names_an_exposed_series(
-    sqlite_vault: Vault, upstream: Upstream
+    sqlite_vault: Vault, upstream: Upstream, tmp_path: Path
 ) -> None:
     app_id, key = sqlite_vault.make_app_key()
     with sqlite_vault.admin() as admin:
@@ -50,6 +50,9 @@ def test_every_dashboard_expression_names_an_exposed_series(
                 "allowed_hosts": [upstream.origin],
             },
         ).json()["grant_id"]
+        # The sinks' series have a sample per sink: with one, the sink panels' series exist.
+        sink = {"name": "dash", "kind": "file", "config": {"path": str(tmp_path / "dash.jsonl")}}
+        assert admin.post("/v1/audit/sinks", json=sink).status_code == 201
     proxied = httpx.get(
         f"{sqlite_vault.base_url}/proxy/{grant}/x",
         headers={"Authorization": f"Bearer {key}"},

@@ -69,12 +69,20 @@ def _plain(status: int, code: str, message: str, **extra: Any) -> ErrorAnswer:
 
 
 def error_answer(exc: BaseException, *, method: str = "", path: str = "") -> ErrorAnswer:
-    """The answer for ``exc``, whichever surface raised it (``path`` as the app routes it)."""
+    """The answer for ``exc``, whichever surface raised it (``path`` as the app routes it).
+
+    Every one carries X-Vaultgate-Error, its code: it marks the answer as the vault's own (not an
+    upstream's), which matters on the transparent proxy where both share one response channel,
+    for a database that is away or an unforeseen error as much as for a refusal.
+    """
+    answer = _answer_for(exc, method, path)
+    answer.headers.setdefault("X-Vaultgate-Error", answer.code)
+    return answer
+
+
+def _answer_for(exc: BaseException, method: str, path: str) -> ErrorAnswer:
     if isinstance(exc, VaultError):
-        # X-Vaultgate-Error marks the answer as the vault's own (not an upstream's), which
-        # matters on the transparent proxy where both share one response channel.
-        headers = {**exc.headers, "X-Vaultgate-Error": exc.code}
-        return ErrorAnswer(exc.status, exc.envelope()["detail"], headers)
+        return ErrorAnswer(exc.status, exc.envelope()["detail"], dict(exc.headers))
     if isinstance(exc, RequestValidationError):
         return _validation(exc)
     if isinstance(exc, HTTPException):

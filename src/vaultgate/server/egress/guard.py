@@ -96,6 +96,9 @@ def _v6_blocked(address: ipaddress.IPv6Address) -> bool:
     return address not in _GLOBAL_UNICAST
 
 
+_VERDICTS_KEPT: Final = 4096
+
+
 def _parse(address: str | IPAddress) -> IPAddress | None:
     if not isinstance(address, str):
         return address
@@ -125,8 +128,21 @@ class AddressGuard:
         self._allowed = tuple(allowed_private)
         self._resolve: Resolve = resolve or system_resolve
         self._passed: dict[tuple[str, int], float] = {}
+        # An address's verdict never changes for a guard: parsing it and walking the blocked
+        # ranges on every request cost more than the rest of the vetting. Bounded, cleared whole.
+        self._verdicts: dict[str, bool] = {}
 
     def is_allowed(self, ip: str | IPAddress) -> bool:
+        if not isinstance(ip, str):
+            return self._decide(ip)
+        verdict = self._verdicts.get(ip)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICTS_KEPT:
+                self._verdicts.clear()
+            verdict = self._verdicts[ip] = self._decide(ip)
+        return verdict
+
+    def _decide(self, ip: str | IPAddress) -> bool:
         address = _parse(ip)
         if address is None:
             return False  # fail closed on anything that is not an address

@@ -14,7 +14,7 @@ else is "other"). No grant id, URL, caller or free text is ever a label value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -100,6 +100,8 @@ OAUTH_REFRESHES = Counter(
     "OAuth token requests sent to providers, by outcome (ok, refused, unreachable).",
     ["outcome"],
 )
+for _outcome in sorted(OAUTH_OUTCOMES):  # exposed at 0 from the start, so rate() has a base
+    OAUTH_REFRESHES.labels(_outcome)
 
 
 def reason(code: str | None) -> str:
@@ -113,6 +115,12 @@ def _mode(mode: str | None) -> str:
     return mode if mode in MODES else "other"
 
 
+# The labelled children the writer thread counts into, by label values: prometheus_client's
+# labels() takes a lock and checks its arguments on every call, once or twice per event.
+_REQUEST_CHILDREN: dict[tuple[str, str, str], Any] = {}
+_UPSTREAM_CHILDREN: dict[tuple[str, str], Any] = {}
+
+
 def committed(events: Iterable[AuditEvent], seconds: float) -> None:
     """Count what a committed audit batch records; called on the audit writer's thread."""
     count = 0
@@ -120,11 +128,17 @@ def committed(events: Iterable[AuditEvent], seconds: float) -> None:
         count += 1
         outcome = _REQUEST_EVENTS.get(event.event)
         if outcome is not None:
-            REQUESTS.labels(_mode(event.mode), outcome, reason(event.code)).inc()
+            labels = (_mode(event.mode), outcome, reason(event.code))
+            child = _REQUEST_CHILDREN.get(labels)
+            if child is None:
+                child = _REQUEST_CHILDREN[labels] = REQUESTS.labels(*labels)
+            child.inc()
         elif event.event == "grant:outcome" and event.latency_ms is not None:
-            UPSTREAM_SECONDS.labels(_mode(event.mode), event.outcome).observe(
-                event.latency_ms / 1000
-            )
+            pair = (_mode(event.mode), event.outcome)
+            timer = _UPSTREAM_CHILDREN.get(pair)
+            if timer is None:
+                timer = _UPSTREAM_CHILDREN[pair] = UPSTREAM_SECONDS.labels(*pair)
+            timer.observe(event.latency_ms / 1000)
     AUDIT_COMMIT_SECONDS.observe(seconds)
     AUDIT_BATCH_EVENTS.observe(count)
 

@@ -34,8 +34,21 @@ def test_storage_errors_are_a_conflict_or_unavailable_never_a_500() -> None:
     assert (down.status, down.code, down.headers) == (
         503,
         "storage_unavailable",
-        {"Retry-After": "1"},
+        {"Retry-After": "1", "X-Vaultgate-Error": "storage_unavailable"},
     )
+    assert conflict.headers == {"X-Vaultgate-Error": "conflict"}
+
+
+def test_every_answer_names_itself_the_vaults_own() -> None:
+    # On the transparent proxy an upstream's 503 and the vault's share one channel.
+    for exc in (
+        OperationalError("select", {}, Exception("gone")),
+        RuntimeError("unforeseen"),
+        HTTPException(404, "Not Found"),
+        RequestValidationError([{"loc": ("body", "name"), "msg": "bad"}]),
+    ):
+        answer = error_answer(exc)
+        assert answer.headers["X-Vaultgate-Error"] == answer.code
 
 
 def test_framework_errors_get_the_same_envelope() -> None:
