@@ -17,13 +17,16 @@ Behaviour is chosen by path prefix:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 WAIT = 30.0  # seconds: generous, only ever spent when the awaited event never happens
 REFUSAL = b'{"error":"too large, said early"}'  # the body of every early 413
@@ -114,6 +117,7 @@ class WireUpstream:
         if path.startswith("/early-413-reset"):
             writer.write(_response(413, REFUSAL, [("Connection", "close")]))
             await writer.drain()
+            await _sent(writer)
             _reset(writer)
             return False
         if path.startswith("/reset"):
@@ -172,6 +176,37 @@ class WireUpstream:
                 raise ConnectionResetError("the vault went away")
         finally:
             self._update(hanging=-1)
+
+
+# Linux's SIOCOUTQNSD (linux/sockios.h): the bytes a socket holds that were not sent yet.
+_SIOCOUTQNSD = 0x894B
+
+
+def unsent(sock: socket.socket | Any) -> int:
+    """What the kernel still holds back of what was written to ``sock``.
+
+    A reset discards those bytes (Nagle's algorithm may hold a small answer back behind an
+    unacknowledged one): an answer lost that way was never sent, which is not the case under
+    test, so the resetting upstreams wait for this to be 0 first.
+    """
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, b"\0" * 4))[0])
+
+
+def wait_sent(sock: socket.socket | Any) -> None:
+    """Returns once the kernel has sent all that was written to ``sock`` (see `unsent`)."""
+    deadline = time.monotonic() + WAIT
+    while unsent(sock):
+        if time.monotonic() > deadline:
+            raise AssertionError("the answer never left the upstream")
+        time.sleep(0.001)
+
+
+async def _sent(writer: asyncio.StreamWriter) -> None:
+    """`wait_sent` without blocking the upstream's loop."""
+    sock = writer.get_extra_info("socket")
+    async with asyncio.timeout(WAIT):
+        while unsent(sock):
+            await asyncio.sleep(0.001)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
