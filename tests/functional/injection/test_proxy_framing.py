@@ -161,8 +161,8 @@ def test_a_body_shorter_than_declared_never_completes_upstream(
 
 
 # The upstream closes as RFC 9112 section 9.6 asks (stop sending, drain, then close). One that
-# closes at once with the body unread makes the kernel reset the connection, and a reset met
-# while the vault is still writing discards the answer unread: any client loses it then.
+# closes at once with the body unread makes the kernel reset the connection: the tests after
+# `RESETS` below.
 EARLY = ["/early-413"]
 
 
@@ -231,8 +231,8 @@ def test_an_early_413_reaches_a_caller_still_sending_its_body(
 
 # An upstream that answers early and then resets (SO_LINGER 0, or a close with the body unread)
 # while the vault is still writing: the reset used to reach the vault's write before its read
-# had taken the answer off the socket, and about one forward in ten came back 502. Repeated so
-# that a loss that rare fails the test (on the code before the fix these counted 4 to 9 in 50).
+# had taken the answer off the socket, and one forward in ten or more came back 502. Repeated so
+# that a loss that rare fails the test (the code before the fix lost 9 to 24 of 50 here).
 RESETS = 50
 LARGE = 8 << 20  # far more than the socket buffers hold, so the vault is mid-write at the reset
 

@@ -6,7 +6,7 @@ receive queue, and stays readable there after the reset (Linux keeps it). But th
 on the vault's next ``send`` too, and asyncio takes a failed write as the end of the connection:
 it stops reading and closes the socket, so an answer the event loop had not read yet is dropped
 and the forward ends 502. Whether the read or the write meets the reset first is a race that the
-write lost about one time in ten (tests/functional/injection/test_proxy_framing.py counts it).
+write lost one time in ten or more (tests/functional/injection/test_proxy_framing.py counts it).
 
 `UpstreamSocket` takes the write's side out of that race: a ``send`` that meets a reset reports
 the bytes as sent (nobody can receive them any more), so the event loop goes on reading; the
