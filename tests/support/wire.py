@@ -8,6 +8,8 @@ Behaviour is chosen by path prefix:
 
 - ``/echo``      read the whole request, answer 200 with a small JSON body
 - ``/early-413`` read the head only, answer 413 at once and close (lingering, as nginx does)
+- ``/early-413-reset`` read the head only, answer 413 at once and reset the connection (RST)
+- ``/reset``     read the head only and reset the connection without answering
 - ``/hang``      read the request, then wait until `WireUpstream.release` is called
 - ``/reflect``   answer 200 echoing every request header back in the body and in ``X-Echo``
 """
@@ -15,13 +17,19 @@ Behaviour is chosen by path prefix:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 WAIT = 30.0  # seconds: generous, only ever spent when the awaited event never happens
+REFUSAL = b'{"error":"too large, said early"}'  # the body of every early 413
 
 
 @dataclass
@@ -106,6 +114,15 @@ class WireUpstream:
             self.requests.append(request)
             self._cond.notify_all()
         path = request.request_line.split(" ")[1]
+        if path.startswith("/early-413-reset"):
+            writer.write(_response(413, REFUSAL, [("Connection", "close")]))
+            await writer.drain()
+            await _sent(writer)
+            _reset(writer)
+            return False
+        if path.startswith("/reset"):
+            _reset(writer)
+            return False
         if path.startswith("/early-413"):
             await self._early(reader, writer)
             return False
@@ -134,8 +151,7 @@ class WireUpstream:
 
     async def _early(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """413 before reading the body, then a lingering close: stop sending, drain, close."""
-        refusal = b'{"error":"too large, said early"}'
-        writer.write(_response(413, refusal, [("Connection", "close")]))
+        writer.write(_response(413, REFUSAL, [("Connection", "close")]))
         await writer.drain()
         writer.write_eof()
         with suppress(TimeoutError, ConnectionError):
@@ -160,6 +176,45 @@ class WireUpstream:
                 raise ConnectionResetError("the vault went away")
         finally:
             self._update(hanging=-1)
+
+
+# Linux's SIOCOUTQNSD (linux/sockios.h): the bytes a socket holds that were not sent yet.
+_SIOCOUTQNSD = 0x894B
+
+
+def unsent(sock: socket.socket | Any) -> int:
+    """What the kernel still holds back of what was written to ``sock``.
+
+    A reset discards those bytes (Nagle's algorithm may hold a small answer back behind an
+    unacknowledged one): an answer lost that way was never sent, which is not the case under
+    test, so the resetting upstreams wait for this to be 0 first.
+    """
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQNSD, b"\0" * 4))[0])
+
+
+def wait_sent(sock: socket.socket | Any) -> None:
+    """Returns once the kernel has sent all that was written to ``sock`` (see `unsent`)."""
+    deadline = time.monotonic() + WAIT
+    while unsent(sock):
+        if time.monotonic() > deadline:
+            raise AssertionError("the answer never left the upstream")
+        time.sleep(0.001)
+
+
+async def _sent(writer: asyncio.StreamWriter) -> None:
+    """`wait_sent` without blocking the upstream's loop."""
+    sock = writer.get_extra_info("socket")
+    async with asyncio.timeout(WAIT):
+        while unsent(sock):
+            await asyncio.sleep(0.001)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """An abrupt close: with SO_LINGER 0 the kernel sends RST at once (as it does for any close
+    with the request body still unread), while the vault is still writing that body."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

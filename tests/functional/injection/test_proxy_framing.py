@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 import socket
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from support import Vault
-from support.injection import Tenant, raw_http, sdk_call
-from support.wire import WAIT, WireUpstream, run_wire_upstream
+from support.audit import wait_for_events
+from support.injection import Tenant, error_of, raw_http, sdk_call
+from support.wire import REFUSAL, WAIT, WireUpstream, run_wire_upstream
 
 TOKEN = "canary-framing-Vb71Kq"
 BODY = b'{"prompt": "' + b"x" * 5000 + b'"}'
@@ -159,8 +161,8 @@ def test_a_body_shorter_than_declared_never_completes_upstream(
 
 
 # The upstream closes as RFC 9112 section 9.6 asks (stop sending, drain, then close). One that
-# closes at once with the body unread makes the kernel reset the connection, and a reset met
-# while the vault is still writing discards the answer unread: any client loses it then.
+# closes at once with the body unread makes the kernel reset the connection: the tests after
+# `RESETS` below.
 EARLY = ["/early-413"]
 
 
@@ -225,3 +227,114 @@ def test_an_early_413_reaches_a_caller_still_sending_its_body(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"too large, said early" in answer
+
+
+# An upstream that answers early and then resets (SO_LINGER 0, or a close with the body unread)
+# while the vault is still writing: the reset used to reach the vault's write before its read
+# had taken the answer off the socket, and one forward in ten or more came back 502. Repeated so
+# that a loss that rare fails the test (the code before the fix lost 9 to 24 of 50 here).
+RESETS = 50
+LARGE = 8 << 20  # far more than the socket buffers hold, so the vault is mid-write at the reset
+
+
+def _large_body() -> Iterator[bytes]:
+    piece = b"r" * 65536
+    for _ in range(LARGE // len(piece)):
+        yield piece
+
+
+def test_an_early_413_before_a_reset_is_relayed_every_time(
+    shared_vault: Vault, tenant: Tenant, wire: WireUpstream
+) -> None:
+    grant = tenant.store(
+        {"credential_type": "bearer", "credential": {"token": TOKEN}}, [wire.origin]
+    )
+    seen: Counter[str] = Counter()
+    for _ in range(RESETS):
+        response = httpx.post(
+            _proxy(shared_vault, tenant, grant, "/early-413-reset"),
+            content=_large_body(),
+            headers={"Authorization": f"Bearer {tenant.key}", "Content-Length": str(LARGE)},
+            trust_env=False,
+            timeout=WAIT,
+        )
+        relayed = response.content == REFUSAL and "x-vaultgate-error" not in response.headers
+        seen[f"{response.status_code} {'relayed' if relayed else response.text[:80]}"] += 1
+    assert seen == {"413 relayed": RESETS}
+    outcomes = wait_for_events(shared_vault, RESETS, grant_id=grant, event="grant:outcome")
+    assert Counter((o["outcome"], o["upstream_status"]) for o in outcomes) == {("ok", 413): RESETS}
+
+
+def test_sdk_proxy_relays_an_early_413_before_a_reset_every_time(
+    shared_vault: Vault, tenant: Tenant, wire: WireUpstream
+) -> None:
+    grant = tenant.store(
+        {"credential_type": "bearer", "credential": {"token": TOKEN}}, [wire.origin]
+    )
+    payload = {
+        "method": "POST",
+        "url": f"{wire.origin}/early-413-reset",
+        "grant_id": grant,
+        "body_b64": base64.b64encode(b"s" * (LARGE // 2)).decode(),  # within the SDK's cap
+    }
+    seen: Counter[str] = Counter()
+    for _ in range(RESETS):
+        response = sdk_call(shared_vault, tenant.key, "/sdk/proxy", payload)
+        if response.status_code == 200:
+            answer = response.json()
+            relayed = base64.b64decode(answer["body_b64"]) == REFUSAL
+            seen[f"{answer['status_code']} {'relayed' if relayed else 'other body'}"] += 1
+        else:
+            seen[f"{response.status_code} {error_of(response)}"] += 1
+    assert seen == {"413 relayed": RESETS}
+    outcomes = wait_for_events(shared_vault, RESETS, grant_id=grant, event="grant:outcome")
+    assert Counter((o["outcome"], o["upstream_status"]) for o in outcomes) == {("ok", 413): RESETS}
+
+
+# The other side: an upstream that resets without answering is still a 502, found by the read.
+NO_ANSWER = 5
+
+
+def test_a_reset_without_an_answer_is_still_bad_gateway(
+    shared_vault: Vault, tenant: Tenant, wire: WireUpstream
+) -> None:
+    grant = tenant.store(
+        {"credential_type": "bearer", "credential": {"token": TOKEN}}, [wire.origin]
+    )
+    for _ in range(NO_ANSWER):
+        response = httpx.post(
+            _proxy(shared_vault, tenant, grant, "/reset"),
+            content=_large_body(),
+            headers={"Authorization": f"Bearer {tenant.key}", "Content-Length": str(LARGE)},
+            trust_env=False,
+            timeout=WAIT,
+        )
+        assert response.status_code == 502, response.text
+        assert error_of(response) == "upstream_error"
+        assert TOKEN not in response.text
+    outcomes = wait_for_events(shared_vault, NO_ANSWER, grant_id=grant, event="grant:outcome")
+    assert {(o["outcome"], o["code"], o["upstream_status"]) for o in outcomes} == {
+        ("error", "upstream_error", 0)
+    }
+
+
+def test_sdk_proxy_answers_a_reset_without_an_answer_with_bad_gateway(
+    shared_vault: Vault, tenant: Tenant, wire: WireUpstream
+) -> None:
+    grant = tenant.store(
+        {"credential_type": "bearer", "credential": {"token": TOKEN}}, [wire.origin]
+    )
+    payload = {
+        "method": "POST",
+        "url": f"{wire.origin}/reset",
+        "grant_id": grant,
+        "body_b64": base64.b64encode(b"s" * (LARGE // 2)).decode(),
+    }
+    for _ in range(NO_ANSWER):
+        response = sdk_call(shared_vault, tenant.key, "/sdk/proxy", payload)
+        assert response.status_code == 502, response.text
+        assert error_of(response) == "upstream_error"
+    outcomes = wait_for_events(shared_vault, NO_ANSWER, grant_id=grant, event="grant:outcome")
+    assert {(o["outcome"], o["code"], o["upstream_status"]) for o in outcomes} == {
+        ("error", "upstream_error", 0)
+    }

@@ -30,6 +30,7 @@ from yarl import URL
 from vaultgate.server.egress.fairness import InflightLimit
 from vaultgate.server.egress.guard import AddressGuard, VettingResolver
 from vaultgate.server.egress.hygiene import check_method
+from vaultgate.server.egress.sockets import upstream_socket
 from vaultgate.server.egress.urls import Target
 from vaultgate.server.errors import (
     BadGateway,
@@ -62,6 +63,11 @@ HOP_BY_HOP: Final = frozenset(
 _SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FORBIDDEN_VALUE_CHARS: Final = frozenset("\r\n\x00")
+# A fixed body larger than this goes out in slices under its own Content-Length: aiohttp warns
+# (ResourceWarning) on a larger one given whole, and slices keep the socket's backpressure
+# instead of one copy of the whole body queued in the transport.
+_WHOLE_BODY: Final = 1 << 20
+_SLICE: Final = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,12 @@ def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
         for token in value.split(",")
     }
     return [(n, v) for n, v in pairs if n.lower() not in HOP_BY_HOP and n.lower() not in named]
+
+
+async def _slices(body: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(body)
+    for start in range(0, len(view), _SLICE):
+        yield view[start : start + _SLICE]
 
 
 async def capped(body: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -227,6 +239,8 @@ class UpstreamClient:
             limit_per_host=self._limit_per_host,
             use_dns_cache=False,  # every new connection re-resolves and re-vets
             ssl=self._ssl,
+            # An answer sent before a reset is read rather than lost to the failed write.
+            socket_factory=upstream_socket,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -287,8 +301,11 @@ class UpstreamClient:
         streaming = body is not None and not isinstance(body, bytes)
         out_headers = _outgoing_headers(target, headers, streaming)
         source: _BodySource | None = None
-        data: bytes | AsyncIterator[bytes] | None = None
-        if isinstance(body, bytes):
+        data: bytes | AsyncIterator[bytes] | AsyncIterator[memoryview] | None = None
+        if isinstance(body, bytes) and len(body) > _WHOLE_BODY:
+            out_headers.append(("Content-Length", str(len(body))))
+            data = _slices(body)
+        elif isinstance(body, bytes):
             data = body
         elif body is not None:
             source = _BodySource(body, _declared_length(out_headers))

@@ -85,7 +85,7 @@ def _build_app(server: Server) -> web.Application:
     async def gzipped(request: web.Request) -> web.Response:
         return web.Response(body=gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"})
 
-    app = web.Application()
+    app = web.Application(client_max_size=16 << 20)  # room for the large-body tests
     app.router.add_route("*", "/redirect", redirect)
     app.router.add_get("/sse", sse)
     app.router.add_get("/slow-headers", slow_headers)
