@@ -33,7 +33,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn.Config:
     """The one place uvicorn is configured, for a single process and for every worker."""
-    options = {**UVICORN_OPTIONS, **server_options(settings)}
+    options = {**UVICORN_OPTIONS, **server_options(settings), "loop": settings.event_loop}
     return uvicorn.Config(app, host=host, port=port, **options)
 
 

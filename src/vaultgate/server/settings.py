@@ -51,6 +51,10 @@ class Settings:
     # "full": a commit (a use record above all) is on disk before it returns; "normal" accepts
     # losing the last commits to an OS crash or power loss (storage/engine.py).
     durability: str = "full"
+    # The event loop `serve` runs on: "uvloop" (the default when installed) or "asyncio". On
+    # uvloop an upstream that answers early and then resets the connection mid-upload can lose
+    # that answer to a 502; asyncio's loop relays it every time (egress/sockets.py).
+    event_loop: str = "auto"
     # Approvals: the base of the portal links handed to approvers, the largest body held.
     public_url: str | None = None
     approval_max_body: int = 256 * 1024
@@ -136,6 +140,16 @@ def _durability(raw: str) -> str:
     return raw.strip().lower()
 
 
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def _event_loop(raw: str) -> str:
+    value = raw.strip().lower() or "auto"
+    if value not in EVENT_LOOPS:
+        raise SettingsError("VAULTGATE_EVENT_LOOP: expected auto, uvloop or asyncio")
+    return value
+
+
 def _otlp_endpoint(raw: str) -> str | None:
     url = raw.strip()
     if not url:
@@ -166,6 +180,7 @@ def load_settings(env: Mapping[str, str], **flags: Any) -> Settings:
         ),
         log_level=env.get("VAULTGATE_LOG_LEVEL") or "info",
         durability=_durability(env.get("VAULTGATE_DURABILITY") or "full"),
+        event_loop=_event_loop(env.get("VAULTGATE_EVENT_LOOP") or ""),
         public_url=(env.get("VAULTGATE_PUBLIC_URL") or "").rstrip("/") or None,
         approval_max_body=_int(env, "VAULTGATE_APPROVAL_MAX_BODY", 256 * 1024),
         approval_webhook_url=env.get("VAULTGATE_APPROVAL_WEBHOOK_URL") or None,

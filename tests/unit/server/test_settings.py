@@ -51,6 +51,7 @@ def test_flags_win_over_the_environment() -> None:
             "VAULTGATE_ALLOW_PRIVATE_DESTINATIONS",
         ),
         ({}, {"trusted_proxies": ["10.0.0.300/8"]}, "--trusted-proxies"),
+        ({"VAULTGATE_EVENT_LOOP": "trio"}, {}, "VAULTGATE_EVENT_LOOP"),
     ],
 )
 def test_bad_settings_name_the_variable_or_flag(
@@ -72,3 +73,8 @@ def test_repr_hides_the_master_key_and_the_database_password() -> None:
     assert "hunter2" not in shown
     assert "db.internal" in shown
     assert safe_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_chosen() -> None:
+    assert load_settings({}).event_loop == "auto"  # uvicorn's: uvloop when installed
+    assert load_settings({"VAULTGATE_EVENT_LOOP": " AsyncIO "}).event_loop == "asyncio"
