@@ -1,12 +1,13 @@
 """A light HTTP/1.1 transport for ``AlterVault``'s calls that read whole answers: to the vault
 (token, proxy, reports, admin verbs) and, in ``request()``, to the provider (``Lanes``, one lane
-per origin). Keep-alive connections on plain asyncio streams, framed and parsed by h11.
+per origin). Keep-alive connections on plain asyncio streams.
 
 Why: in a ``request()`` the client's own CPU was the bottleneck, and most of it was httpcore's
 anyio layer (cancel scopes, ``sniffio``, socket attribute look-ups on every read) and two socket
 writes per POST (headers, then body). This lane writes each request in one send and keeps no
-more machinery than a bounded list of idle connections. h11 is httpx's own HTTP/1.1 parser, so
-nothing new is installed. It answers fully read responses; ``stream()`` keeps httpx's transport.
+more machinery than a bounded list of idle connections; ``_http11`` writes and reads the bytes
+(it replaced h11 here, whose per-event bookkeeping was the next largest cost). It answers fully
+read responses; ``stream()`` keeps httpx's transport.
 
 Failures surface as httpx's exceptions (``ConnectError``, ``ReadTimeout``...), which the client
 maps to ``NetworkError``/``TimeoutError`` like any other transport's.
@@ -36,6 +37,8 @@ from typing import Final
 
 import h11
 import httpx
+
+from ._http11 import Answer, Closed, ProtocolError, read_answer, request_bytes
 
 MAX_IDLE: Final = 64
 MAX_ORIGINS: Final = 64
@@ -70,46 +73,34 @@ def tls_context() -> ssl.SSLContext:
 
 
 class _Connection:
-    __slots__ = ("parser", "reader", "reused", "writer")
+    __slots__ = ("kept", "reader", "reused", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.parser = h11.Connection(h11.CLIENT)
         self.reused = False
+        self.kept = False
 
     def usable(self) -> bool:
         """Idle and not closed by the vault meanwhile (its keep-alive timeout)."""
         return not self.reader.at_eof() and not self.writer.is_closing()
 
-    async def exchange(self, request: httpx.Request) -> tuple[h11.Response, bytes]:
-        parser = self.parser
-        head = h11.Request(
-            method=request.method, target=request.url.raw_path, headers=request.headers.raw
-        )
+    async def exchange(self, request: httpx.Request) -> Answer:
         try:
             body = request.content
         except httpx.RequestNotRead:  # a request rebuilt by the injection keeps a stream
             body = await request.aread()
-        wire = parser.send(head) or b""
-        if body:
-            wire += parser.send(h11.Data(data=body)) or b""
-        wire += parser.send(h11.EndOfMessage()) or b""
-        self.writer.write(wire)
+        head = request.headers.raw
+        self.writer.write(request_bytes(request.method, request.url.raw_path, head, body))
         try:
             await self.writer.drain()
         except (BrokenPipeError, ConnectionResetError):
             raise Stale from None
-        return await self._answer()
-
-    async def _answer(self) -> tuple[h11.Response, bytes]:
-        parser = self.parser
-        head: h11.Response | None = None
-        parts: list[bytes] = []
+        reader = read_answer(request.method)
+        next(reader)
         started = False
-        while True:
-            event = parser.next_event()
-            if event is h11.NEED_DATA:
+        try:
+            while True:
                 try:
                     data = await self.reader.read(READ_SIZE)
                 except ConnectionResetError:
@@ -119,21 +110,11 @@ class _Connection:
                 if not data and not started:
                     raise Stale
                 started = True
-                parser.receive_data(data)
-            elif isinstance(event, h11.Response):
-                head = event
-            elif isinstance(event, h11.Data):
-                parts.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage) and head is not None:
-                return head, b"".join(parts)
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("the server closed the connection mid-answer")
-
-    def reusable(self) -> bool:
-        if self.parser.our_state is h11.DONE and self.parser.their_state is h11.DONE:
-            self.parser.start_next_cycle()
-            return True
-        return False
+                reader.send(data)
+        except StopIteration as done:
+            answer: Answer = done.value
+        self.kept = answer.reusable
+        return answer
 
     def close(self) -> None:
         self.writer.close()
@@ -180,34 +161,38 @@ class VaultLane(httpx.AsyncBaseTransport):
         self, connection: _Connection, request: httpx.Request, timeouts: dict[str, float | None]
     ) -> httpx.Response:
         try:
-            head, body = await asyncio.wait_for(connection.exchange(request), timeouts.get("read"))
+            answer = await asyncio.wait_for(connection.exchange(request), timeouts.get("read"))
         except TimeoutError:
             connection.close()
             raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
         except Stale:
             connection.close()
             raise
-        except h11.ProtocolError:
+        except Closed:
             connection.close()
-            raise httpx.RemoteProtocolError(
-                "the answer is not valid HTTP/1.1", request=request
-            ) from None
+            message = "the server closed the connection mid-answer"
+            raise httpx.RemoteProtocolError(message, request=request) from None
+        except ProtocolError as exc:
+            connection.close()
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+        except h11.LocalProtocolError as exc:
+            connection.close()
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
         except (OSError, asyncio.IncompleteReadError) as exc:
             connection.close()
             message = f"the connection failed: {type(exc).__name__}"
             raise httpx.ReadError(message, request=request) from None
-        if connection.reusable() and len(self._idle) < MAX_IDLE:
+        if connection.kept and len(self._idle) < MAX_IDLE:
             connection.reused = True
             self._idle.append(connection)
         else:
             connection.close()
-        headers = [(bytes(k), bytes(v)) for k, v in head.headers]
         return httpx.Response(
-            head.status_code,
-            headers=headers,
-            content=body,
+            answer.status,
+            headers=answer.headers,
+            content=answer.body,
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(head.reason)},
+            extensions=answer.extensions(),
         )
 
     def _take(self) -> _Connection | None:

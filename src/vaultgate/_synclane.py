@@ -1,7 +1,7 @@
 """The light HTTP/1.1 transport of ``SyncVault``: ``_lane``'s blocking twin.
 
-Keep-alive connections on plain blocking sockets, framed and parsed by h11 (httpx's own
-HTTP/1.1 parser, so nothing new is installed), each request written in one send. It answers
+Keep-alive connections on plain blocking sockets, framed and parsed by ``_http11``, each
+request written in one send. It answers
 fully read responses; ``stream()`` keeps httpx's transport. ``SyncLane`` serves one origin (the
 vault, or one provider); ``SyncLanes`` keeps one per provider origin. Several threads may share
 a lane (the caller's and the report thread): a connection belongs to one request at a time.
@@ -29,6 +29,7 @@ from typing import Final
 import h11
 import httpx
 
+from ._http11 import Answer, Closed, ProtocolError, read_answer, request_bytes
 from ._lane import MAX_IDLE, MAX_ORIGINS, READ_SIZE, Stale, replay, tls_context
 
 _POLL: Final = getattr(select, "poll", None)
@@ -44,23 +45,17 @@ def _readable(sock: socket.socket) -> bool:
 
 
 class _Connection:
-    __slots__ = ("parser", "reused", "sock")
+    __slots__ = ("kept", "reused", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.parser = h11.Connection(h11.CLIENT)
         self.reused = False
+        self.kept = False
 
     def exchange(self, request: httpx.Request, timeout: dict[str, float | None]) -> httpx.Response:
-        parser = self.parser
-        head = h11.Request(
-            method=request.method, target=request.url.raw_path, headers=request.headers.raw
+        wire = request_bytes(
+            request.method, request.url.raw_path, request.headers.raw, request.read()
         )
-        body = request.read()
-        wire = parser.send(head) or b""
-        if body:
-            wire += parser.send(h11.Data(data=body)) or b""
-        wire += parser.send(h11.EndOfMessage()) or b""
         sock = self.sock
         sock.settimeout(timeout.get("write"))
         try:
@@ -70,17 +65,11 @@ class _Connection:
         except TimeoutError:
             raise httpx.WriteTimeout("timed out sending the request", request=request) from None
         sock.settimeout(timeout.get("read"))
-        return self._answer(request)
-
-    def _answer(self, request: httpx.Request) -> httpx.Response:
-        parser = self.parser
-        sock = self.sock
-        answer: h11.Response | None = None
-        parts: list[bytes] = []
+        reader = read_answer(request.method)
+        next(reader)
         started = False
-        while True:
-            event = parser.next_event()
-            if event is h11.NEED_DATA:
+        try:
+            while True:
                 try:
                     data = sock.recv(READ_SIZE)
                 except ConnectionResetError:
@@ -90,32 +79,21 @@ class _Connection:
                 if not data and not started:
                     raise Stale
                 started = True
-                parser.receive_data(data)
-            elif isinstance(event, h11.Response):
-                answer = event
-            elif isinstance(event, h11.Data):
-                parts.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage) and answer is not None:
-                return httpx.Response(
-                    answer.status_code,
-                    headers=[(bytes(k), bytes(v)) for k, v in answer.headers],
-                    content=b"".join(parts),
-                    request=request,
-                    extensions={
-                        "http_version": b"HTTP/1.1",
-                        "reason_phrase": bytes(answer.reason),
-                    },
-                )
-            elif isinstance(event, h11.ConnectionClosed):
-                raise httpx.RemoteProtocolError(
-                    "the server closed the connection mid-answer", request=request
-                )
-
-    def reusable(self) -> bool:
-        if self.parser.our_state is h11.DONE and self.parser.their_state is h11.DONE:
-            self.parser.start_next_cycle()
-            return True
-        return False
+                reader.send(data)
+        except StopIteration as done:
+            answer: Answer = done.value
+        except Closed:
+            raise httpx.RemoteProtocolError(
+                "the server closed the connection mid-answer", request=request
+            ) from None
+        self.kept = answer.reusable
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.body,
+            request=request,
+            extensions=answer.extensions(),
+        )
 
     def close(self) -> None:
         self.sock.close()
@@ -165,15 +143,17 @@ class SyncLane(httpx.BaseTransport):
         except (Stale, httpx.TransportError):
             connection.close()
             raise
-        except h11.ProtocolError:
+        except ProtocolError as exc:
             connection.close()
-            message = "the answer is not valid HTTP/1.1"
-            raise httpx.RemoteProtocolError(message, request=request) from None
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+        except h11.LocalProtocolError as exc:
+            connection.close()
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
         except OSError as exc:
             connection.close()
             message = f"the connection failed: {type(exc).__name__}"
             raise httpx.ReadError(message, request=request) from None
-        if connection.reusable():
+        if connection.kept:
             connection.reused = True
             with self._lock:
                 if len(self._idle) < MAX_IDLE:
