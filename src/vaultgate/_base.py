@@ -26,6 +26,7 @@ from ._transport import GRANT_EXTENSION
 # httpx's own logger and line: provider calls skip httpx's client (see ``_provider_request``)
 # but log what it logged, the URL before injection.
 _httpx_logger = logging.getLogger("httpx")
+MAX_KEPT_URLS = 32
 
 Transport = httpx.BaseTransport | httpx.AsyncBaseTransport
 
@@ -52,6 +53,7 @@ class BaseVault:
         self.timeout = timeout
         self._signer = Signer(key, check_caller(caller), str(caller_type))
         self._upstream_timeout = httpx.Timeout(timeout).as_dict()
+        self._vault_urls: dict[str, httpx.URL] = {}  # parsed once: a URL parse costs per call
         self._upstream_headers = httpx.Headers()  # the twin sets its provider client's
 
     def __repr__(self) -> str:
@@ -101,9 +103,15 @@ class BaseVault:
         """A signed vault request; a token fetch or a read-only ``GET`` carries the way to sign
         it again (fresh nonce), so a lane may resend it after a stale keep-alive (see _lane)."""
 
+        url = self._vault_urls.get(path)
+        if url is None:
+            url = httpx.URL(f"{str(client.base_url).rstrip('/')}{path}")
+            if "?" not in path and len(self._vault_urls) < MAX_KEPT_URLS:
+                self._vault_urls[path] = url  # the fixed paths: token, proxy, reports, verbs
+
         def build() -> httpx.Request:
             return self._signer.build(
-                client, path, payload, method=method, caller=caller, timeout=timeout
+                client, path, payload, method=method, caller=caller, timeout=timeout, url=url
             )
 
         request = build()

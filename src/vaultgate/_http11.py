@@ -36,9 +36,10 @@ MAX_LINE: Final = 4_096  # a chunk-size or trailer line
 
 _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 _STATUS: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
-_FIELD: Final = re.compile(
-    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*"
-)
+# A header line: a token, a colon, a value of visible characters, tabs and spaces (no CR).
+_FIELD_LINE: Final = rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\r?\n"
+_FIELDS: Final = re.compile(_FIELD_LINE)
+_FIELD_BLOCK: Final = re.compile(b"(?:" + _FIELD_LINE + b")*")
 _TOKEN: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
 _DIGITS: Final = re.compile(rb"[0-9]{1,19}")
@@ -134,20 +135,20 @@ def read_answer(method: str) -> Reader:
             buf += data
         if end.start() > MAX_HEAD:
             raise ProtocolError("the answer's head is too large")
-        lines = bytes(buf[: end.start()]).split(b"\n")
+        head = bytes(buf[: end.start()]) + b"\n"  # each line, the last one too, ends in LF
         del buf[: end.end()]
-        status_line = lines[0].removesuffix(b"\r")
-        matched = _STATUS.fullmatch(status_line)
+        cut = head.index(b"\n")
+        matched = _STATUS.fullmatch(head[:cut].removesuffix(b"\r"))
         if matched is None:
             raise ProtocolError("the status line is not HTTP/1.x")
         status = int(matched.group(2))
-        headers: Headers = []
-        for raw in lines[1:]:
-            line = raw.removesuffix(b"\r")
-            field = _FIELD.fullmatch(line)
-            if field is None:
-                raise ProtocolError("a header line is malformed or folded")
-            headers.append((field.group(1), field.group(2)))
+        block = head[cut + 1 :]
+        if not _FIELD_BLOCK.fullmatch(block):
+            raise ProtocolError("a header line is malformed or folded")
+        headers: Headers = [
+            (name, value.rstrip(b" \t")) if value[-1:] in (b" ", b"\t") else (name, value)
+            for name, value in _FIELDS.findall(block)
+        ]
         if status >= 200:
             break
         if status == 101:
