@@ -274,9 +274,9 @@ def test_a_vault_that_never_answers_is_a_read_timeout_and_the_sdks_timeout_error
         with pytest.raises(httpx.ReadTimeout):
             lane.handle_request(post(server.url, timeout=0.3))
         lane.close()
-        with vaultgate.SyncVault(api_key=KEY, base_url=server.url, timeout=0.3) as vault:
-            with pytest.raises(vaultgate.TimeoutError) as raised:
-                vault.list_grants()
+        vault = vaultgate.SyncVault(api_key=KEY, base_url=server.url, timeout=0.3)
+        with vault, pytest.raises(vaultgate.TimeoutError) as raised:
+            vault.list_grants()
     assert str(raised.value) == "could not reach the vault: ReadTimeout"
 
 
@@ -286,19 +286,21 @@ def test_nothing_listening_is_a_connect_error_and_the_sdks_network_error() -> No
     lane = SyncLane(url)
     with pytest.raises(httpx.ConnectError):
         lane.handle_request(post(url))
-    with vaultgate.SyncVault(api_key=KEY, base_url=url) as vault:
-        with pytest.raises(vaultgate.NetworkError) as raised:
-            vault.list_grants()
+    vault = vaultgate.SyncVault(api_key=KEY, base_url=url)
+    with vault, pytest.raises(vaultgate.NetworkError) as raised:
+        vault.list_grants()
     assert str(raised.value) == "could not reach the vault: ConnectError"
     assert KEY not in repr(raised.value)
 
 
 def test_the_sdk_sends_its_signed_calls_through_the_lane() -> None:
     page = b'{"grants":[],"total":0,"limit":5,"offset":0,"has_more":false}'
-    with serve(lambda *_: ok(page)) as server:
-        with vaultgate.SyncVault(api_key=KEY, base_url=server.url) as vault:
-            first = vault.list_grants(limit=5)
-            vault.list_grants(limit=5)
+    with (
+        serve(lambda *_: ok(page)) as server,
+        vaultgate.SyncVault(KEY, base_url=server.url) as vault,
+    ):
+        first = vault.list_grants(limit=5)
+        vault.list_grants(limit=5)
     assert first.total == 0 and server.connections == 1
     head = server.requests[0].split(b"\r\n\r\n")[0].lower()
     assert b"x-alter-signature:" in head and b"x-api-key:" in head
