@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import h11
+import httpx
 
 MAX_HEAD: Final = 65_536
 MAX_LINE: Final = 4_096  # a chunk-size or trailer line
@@ -64,9 +65,18 @@ class Answer:
     reusable: bool
     version: bytes = b"HTTP/1.1"
 
-    def extensions(self) -> dict[str, bytes]:
-        """httpx's response extensions for this answer."""
-        return {"http_version": self.version, "reason_phrase": self.reason}
+    def response(self, request: httpx.Request) -> httpx.Response:
+        """The answer as httpx's transports hand it over (no framing header added), read:
+        decoded by its ``Content-Encoding`` as httpx's client would."""
+        response = httpx.Response(
+            self.status,
+            headers=self.headers,
+            stream=httpx.ByteStream(self.body),
+            request=request,
+            extensions={"http_version": self.version, "reason_phrase": self.reason},
+        )
+        response.read()
+        return response
 
 
 def request_bytes(method: str, target: bytes, headers: Headers, body: bytes) -> bytes:

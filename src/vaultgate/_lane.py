@@ -187,13 +187,7 @@ class VaultLane(httpx.AsyncBaseTransport):
             self._idle.append(connection)
         else:
             connection.close()
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            content=answer.body,
-            request=request,
-            extensions=answer.extensions(),
-        )
+        return answer.response(request)
 
     def _take(self) -> _Connection | None:
         while self._idle:

@@ -87,13 +87,7 @@ class _Connection:
                 "the server closed the connection mid-answer", request=request
             ) from None
         self.kept = answer.reusable
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            content=answer.body,
-            request=request,
-            extensions=answer.extensions(),
-        )
+        return answer.response(request)
 
     def close(self) -> None:
         self.sock.close()
