@@ -165,6 +165,11 @@ class VaultLane(httpx.AsyncBaseTransport):
         except TimeoutError:
             connection.close()
             raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
+        except asyncio.CancelledError:
+            # The caller gave up mid-exchange (``await_approval``'s deadline): the connection
+            # is out of step, and closing it here keeps it from being collected unclosed.
+            connection.close()
+            raise
         except Stale:
             connection.close()
             raise

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -183,3 +184,23 @@ async def test_a_provider_get_on_a_stale_connection_is_replayed_and_a_post_is_no
             await lanes.handle_async_request(httpx.Request("POST", url, extensions=timeout))
         await lanes.aclose()
     assert len(server.requests) == 2
+
+
+async def test_a_call_cancelled_mid_exchange_closes_its_connection() -> None:
+    """``await_approval`` gives up on a held poll by cancelling it: the connection must be
+    closed then, not left to the garbage collector (a ResourceWarning, an fd held meanwhile)."""
+    async with serve(lambda _: None) as server:
+        lane = VaultLane(f"http://127.0.0.1:{server.port}")
+        opened: list[Any] = []
+        open_connection = lane._open
+
+        async def recording(*args: Any) -> Any:
+            opened.append(await open_connection(*args))
+            return opened[-1]
+
+        lane._open = recording  # type: ignore[method-assign]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lane.handle_async_request(post(server.port)), 0.2)
+        [connection] = opened
+        assert connection.writer.is_closing() and lane._idle == []
+        await lane.aclose()
