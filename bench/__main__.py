@@ -88,6 +88,7 @@ def _specs(
         return run
 
     sdk = SdkLoad(vault.base_url, vault.app_key, origin + "/", vault.grant_id)
+    sync_sdk = SdkLoad(vault.base_url, vault.app_key, origin + "/", vault.grant_id, sync=True)
     specs = [
         Spec(
             "(a) upstream direct",
@@ -104,6 +105,11 @@ def _specs(
         Spec(
             "(e) vault.request() (SDK)",
             lambda c, s: run_sdk(sdk, connections=c, seconds=s, processes=sdk_procs),
+            vault.pid,
+        ),
+        Spec(
+            "(s) SyncVault.request() (SDK)",
+            lambda c, s: run_sdk(sync_sdk, connections=c, seconds=s, processes=sdk_procs),
             vault.pid,
         ),
     ]

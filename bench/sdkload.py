@@ -4,7 +4,9 @@ One Python process running 32 concurrent ``request()`` calls spends more CPU in 
 (httpx, signing, JSON) than the vault spends serving it, so it would measure itself. The load is
 split over ``processes`` children (``python -m bench.sdkload``), which start together on a
 "go" line, run for the same seconds, close their vault (so every outcome report is delivered
-inside the measured time) and print their latencies as JSON.
+inside the measured time) and print their latencies as JSON. Row (e) runs ``AlterVault`` (one
+task per connection); row (s) runs ``SyncVault`` (one thread per connection, one vault shared by
+the threads of a process, as an application would share it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class SdkLoad:
     api_key: str
     url: str
     grant_id: str
+    sync: bool = False
 
 
 def split(connections: int, processes: int) -> list[int]:
@@ -111,8 +114,54 @@ async def _child(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _sync_worker(vault: Any, cfg: dict[str, Any], deadline: float, out: dict[str, Any]) -> None:
+    latencies: list[float] = []
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            vault.request("GET", cfg["url"], grant_id=cfg["grant_id"], reason="bench")
+        except Exception:
+            out["errors"] += 1  # one int add under the GIL: no lock needed for a count
+            continue
+        latencies.append(round((time.perf_counter() - started) * 1000, 3))
+    out["latencies"].extend(latencies)
+
+
+def _sync_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    import threading
+
+    from vaultgate import SyncVault
+
+    out: dict[str, Any] = {"latencies": [], "errors": 0}
+    vault = SyncVault(cfg["api_key"], base_url=cfg["base_url"], env={})
+    vault.request("GET", cfg["url"], grant_id=cfg["grant_id"], reason="bench warm-up")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started, cpu = time.monotonic(), time.process_time()
+    deadline = started + cfg["seconds"]
+    threads = [
+        threading.Thread(target=_sync_worker, args=(vault, cfg, deadline, out))
+        for _ in range(cfg["connections"])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    vault.close()  # delivers the outcome reports still queued: part of the measured time
+    out |= {
+        "elapsed": time.monotonic() - started,
+        "dropped": vault.dropped_reports,
+        "failed": vault.failed_reports,
+        "cpu": time.process_time() - cpu,
+    }
+    return out
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
+    if cfg.get("sync"):
+        print(json.dumps(_sync_child(cfg)), flush=True)
+        return
     try:
         import uvloop  # the generator's own speed is not what is measured
 

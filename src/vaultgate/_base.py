@@ -6,6 +6,8 @@ everything decided before or after a send lives here once.
 
 from __future__ import annotations
 
+import datetime
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,10 +17,16 @@ import httpx
 from . import _audit
 from ._calls import Call
 from ._config import check_api_key, check_caller, redact_key, resolve_base_url
+from ._lane import REPLAY_EXTENSION
 from ._models import CallerType
-from ._protocol import USER_AGENT, Signer, TokenGrant, no_cookies
+from ._protocol import TOKEN_PATH, USER_AGENT, Signer, TokenGrant, no_cookies
 from ._reports import Outbox
 from ._transport import GRANT_EXTENSION
+
+# httpx's own logger and line: provider calls skip httpx's client (see ``_provider_request``)
+# but log what it logged, the URL before injection.
+_httpx_logger = logging.getLogger("httpx")
+MAX_KEPT_URLS = 32
 
 Transport = httpx.BaseTransport | httpx.AsyncBaseTransport
 
@@ -44,6 +52,9 @@ class BaseVault:
         self.base_url = resolve_base_url(base_url, env)
         self.timeout = timeout
         self._signer = Signer(key, check_caller(caller), str(caller_type))
+        self._upstream_timeout = httpx.Timeout(timeout).as_dict()
+        self._vault_urls: dict[str, httpx.URL] = {}  # parsed once: a URL parse costs per call
+        self._upstream_headers = httpx.Headers()  # the twin sets its provider client's
 
     def __repr__(self) -> str:
         key = redact_key(self._key)
@@ -78,6 +89,57 @@ class BaseVault:
             "trust_env": False,
             "cookies": no_cookies(),
         }
+
+    def _vault_request(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        path: str,
+        payload: Mapping[str, Any] | None,
+        *,
+        method: str = "POST",
+        caller: str | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Request:
+        """A signed vault request; a token fetch or a read-only ``GET`` carries the way to sign
+        it again (fresh nonce), so a lane may resend it after a stale keep-alive (see _lane)."""
+
+        url = self._vault_urls.get(path)
+        if url is None:
+            url = httpx.URL(f"{str(client.base_url).rstrip('/')}{path}")
+            if "?" not in path and len(self._vault_urls) < MAX_KEPT_URLS:
+                self._vault_urls[path] = url  # the fixed paths: token, proxy, reports, verbs
+
+        def build() -> httpx.Request:
+            return self._signer.build(
+                client, path, payload, method=method, caller=caller, timeout=timeout, url=url
+            )
+
+        request = build()
+        if path == TOKEN_PATH or method == "GET":
+            request.extensions[REPLAY_EXTENSION] = build
+        return request
+
+    def _provider_request(self, call: Call) -> httpx.Request:
+        """The provider request before injection, built without httpx's client: its redirect,
+        auth and cookie steps do nothing here (none is followed, sent or kept) but cost CPU."""
+        return call.provider_request(self._upstream_headers, self._upstream_timeout)
+
+    @staticmethod
+    def _provider_answer(
+        response: httpx.Response, request: httpx.Request, started: float
+    ) -> httpx.Response:
+        """What httpx's client adds to a read answer: its request, elapsed time, the log line."""
+        response.request = request
+        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+        _httpx_logger.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+        return response
 
     def _upstream_options(self, injecting: Transport) -> dict[str, Any]:
         """Keyword arguments of the httpx client that talks to providers.

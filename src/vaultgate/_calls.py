@@ -133,17 +133,25 @@ class Call:
             return jsonlib.dumps(self.json, separators=(",", ":"), allow_nan=False).encode()
         return self.content or b""
 
-    def provider_request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
-        """The request to the provider, before the vault's injection is applied."""
+    def provider_request(self, defaults: httpx.Headers, timeout: dict[str, Any]) -> httpx.Request:
+        """The request to the provider, before the vault's injection is applied.
+
+        ``defaults`` are the provider client's headers (the caller's own win, as in httpx's
+        ``build_request``); ``timeout`` the client's, unless the call names its own.
+        """
         headers = dict(self.headers)
         if self.json is not None:
             headers.setdefault("Content-Type", "application/json")
-        return client.build_request(
+        merged = defaults.copy()
+        merged.update(headers)
+        if self.timeout is not None:
+            timeout = httpx.Timeout(self.timeout).as_dict()
+        return httpx.Request(
             self.method,
             self.full_url(),
-            headers=headers,
+            headers=merged,
             content=self.body_bytes() or None,
-            timeout=self.timeout if self.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            extensions={"timeout": timeout},
         )
 
     def stream_request(

@@ -80,8 +80,9 @@ class AlterVault(BaseVault):
         self._lane = None if transport else VaultLane(self.base_url)
         self._vault = httpx.AsyncClient(**self._vault_options(transport or self._lane))
         self._streams = self._vault if transport else httpx.AsyncClient(**self._vault_options(None))
-        inner = upstream_transport or Lanes()
-        self._upstream = httpx.AsyncClient(**self._upstream_options(InjectingTransport(inner)))
+        self._injecting = InjectingTransport(upstream_transport or Lanes())
+        self._upstream = httpx.AsyncClient(**self._upstream_options(self._injecting))
+        self._upstream_headers = self._upstream.headers
         self.keys = Keys(self)
 
     async def __aenter__(self) -> AlterVault:
@@ -132,11 +133,11 @@ class AlterVault(BaseVault):
         call.require_https()
         answer = await self._send_vault(TOKEN_PATH, token_payload(call), call)
         grant = TokenGrant.parse(answer, api_key=self._key)
-        outgoing = call.provider_request(self._upstream)
+        outgoing = self._provider_request(call)
         outgoing.extensions[GRANT_EXTENSION] = grant
         started = time.monotonic()
         try:
-            response = await self._send(self._upstream, outgoing, "provider")
+            response = await self._call_provider(outgoing)
         except NetworkError:
             self._report(call, grant, outgoing, None, started)
             raise
@@ -296,16 +297,32 @@ class AlterVault(BaseVault):
         raise _verbs.timed_out(approval_id, timeout, cause)
 
     async def _run(self, op: _verbs.Op[T]) -> T:
-        request = self._signer.build(
+        request = self._vault_request(
             self._vault, op.path, op.payload, method=op.method, timeout=op.timeout
         )
         return op.parse(await self._call_vault(request), self._key)
 
     async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
-        request = self._signer.build(
+        request = self._vault_request(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
         return await self._call_vault(request)
+
+    async def _call_provider(self, request: httpx.Request) -> httpx.Response:
+        """The provider call through the injecting transport, read whole (see _base)."""
+        failure: NetworkError | None = None
+        started = time.perf_counter()
+        try:
+            response = await self._injecting.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "provider")
+        if failure is not None:
+            raise failure
+        return self._provider_answer(response, request, started)
 
     async def _call_vault(self, request: httpx.Request) -> httpx.Response:
         """Straight to the lane when there is one: the client's redirect, auth and cookie
@@ -314,13 +331,10 @@ class AlterVault(BaseVault):
             return await self._send(self._vault, request, "vault")
         failure: NetworkError | None = None
         try:
-            response = await self._lane.handle_async_request(request)
+            return await self._lane.handle_async_request(request)
         except httpx.TransportError as exc:
             failure = error_from_httpx(exc, "vault")
-        if failure is not None:
-            raise failure
-        response.request = request
-        return response
+        raise failure
 
     @staticmethod
     async def _send(

@@ -13,7 +13,6 @@ import json
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -22,8 +21,8 @@ from typing import Any, Final, TypeVar
 import httpx
 
 from vaultgate.injection.rules import InjectionRuleError
-from vaultgate.injection.signing import sign_request
-from vaultgate.injection.wire import apply_wire, injected_names
+from vaultgate.injection.signing import sign_request, signing_key
+from vaultgate.injection.wire import Wired, apply_wire, from_wire, injected_names
 
 from ._calls import Call, provider_error
 from ._errors import REDACTED, BackendError, error_from_response
@@ -39,6 +38,7 @@ AUDIT_PATH: Final = "/sdk/oauth/audit/api-call"
 
 _B64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _PUBLIC_FIELDS: Final = frozenset({"region", "service"})
+_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The proxy answer carries the decoded body, so headers describing the original framing are stale.
 _FRAMING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -67,6 +67,10 @@ class Signer:
     caller_type: str = "service"
     clock: Callable[[], float] = time.time
     nonce: Callable[[], str] = _new_nonce
+    _signing_key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_signing_key", signing_key(self.api_key))
 
     def __repr__(self) -> str:
         return f"Signer(api_key={REDACTED!r}, caller={self.caller!r})"
@@ -87,10 +91,12 @@ class Signer:
         method: str = "POST",
         caller: str | None = None,
         timeout: float | None = None,
+        url: httpx.URL | None = None,
     ) -> httpx.Request:
         """A signed ``method path``; ``path`` (with its query) is the SDK path that is signed.
 
         A ``None`` payload sends no body, as the official client's GET and DELETE calls do.
+        ``url``, when given, is the client's base URL plus ``path``, parsed once by the caller.
         """
         body = b"" if payload is None else compact_json(payload)
         who = caller if caller is not None else self.caller
@@ -108,13 +114,31 @@ class Signer:
             caller_type=self.caller_type if who is not None else None,
             now=int(self.clock()),
             nonce=self.nonce(),
+            key=self._signing_key,
         )
-        # Built whole here rather than by ``client.build_request``: merging URLs, default
-        # headers and cookies per call was a measurable share of the SDK's CPU (row (e)).
-        seconds = httpx.Timeout(timeout if timeout is not None else client.timeout)
-        url = f"{str(client.base_url).rstrip('/')}{path}"
-        extensions = {"timeout": seconds.as_dict()}
-        return httpx.Request(method, url, content=body, headers=headers, extensions=extensions)
+        # Built whole here rather than by ``client.build_request``, and with its framing
+        # headers set as httpx's ``Request`` would set them (Host first, a body's length
+        # last, an empty POST's "0" after Host), so the bytes sent are the same: merging URLs,
+        # default headers and cookies, and httpx's header defaults, per call were a
+        # measurable share of the SDK's CPU (row (e)).
+        seconds = client.timeout if timeout is None else httpx.Timeout(timeout)
+        if url is None:
+            url = httpx.URL(f"{str(client.base_url).rstrip('/')}{path}")
+        raw = [(b"Host", url.netloc)]
+        if not body and method in ("POST", "PUT", "PATCH"):
+            raw.append((b"Content-Length", b"0"))
+        raw += [(name.encode(), value.encode("ascii")) for name, value in headers.items()]
+        if body:
+            raw.append((b"Content-Length", str(len(body)).encode()))
+        request = httpx.Request(
+            method,
+            url,
+            headers=raw,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": seconds.as_dict()},
+        )
+        request.read()
+        return request
 
 
 def vault_json(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
@@ -161,6 +185,7 @@ class TokenGrant:
     secrets: tuple[str, ...] = field(default=())
     injected_headers: frozenset[str] = frozenset()
     injected_query: frozenset[str] = frozenset()
+    wired: Wired | None = None  # ``from_wire(payload)``, parsed once for the names and inject
 
     def __repr__(self) -> str:
         return f"TokenGrant(grant_id={self.grant_id!r}, payload={REDACTED!r})"
@@ -175,7 +200,8 @@ class TokenGrant:
         if grant_id is None:
             raise _bad_answer(response, "the vault's token answer has no canonical grant_id")
         try:
-            headers, query = injected_names(payload)
+            wired = from_wire(payload)
+            headers, query = injected_names(payload, wired=wired)
         except InjectionRuleError as exc:
             message = f"the vault's injection fields are invalid ({exc.field})"
             raise _bad_answer(response, message) from None
@@ -191,10 +217,11 @@ class TokenGrant:
             secrets=(*((token,) if token != grant_id else ()), *values, api_key),
             injected_headers=frozenset(name.lower() for name in headers),
             injected_query=query,
+            wired=wired,
         )
 
     def inject(self, request: httpx.Request) -> httpx.Request:
-        return apply_wire(self.payload, request)
+        return apply_wire(self.payload, request, wired=self.wired)
 
 
 def _secret_values(extra: object) -> tuple[str, ...]:
@@ -213,13 +240,11 @@ def _secret_values(extra: object) -> tuple[str, ...]:
 
 
 def _canonical_uuid(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        canonical = str(uuid.UUID(value))
-    except ValueError:
-        return None
-    return canonical if canonical == value else None
+    """``value`` when it is a UUID in its canonical form (``str(uuid.UUID(value)) == value``:
+    lower-case hex in 8-4-4-4-12 groups), else None."""
+    if isinstance(value, str) and _UUID.fullmatch(value):
+        return value
+    return None
 
 
 def proxy_payload(call: Call) -> dict[str, Any]:

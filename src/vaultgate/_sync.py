@@ -38,6 +38,7 @@ from ._protocol import (
     token_payload,
 )
 from ._reports import DEFAULT_BACKLOG, ThreadOutbox
+from ._synclane import SyncLane, SyncLanes
 from ._transport import GRANT_EXTENSION, SyncInjectingTransport
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class SyncVault(BaseVault):
     """
 
     _outbox: ThreadOutbox
+    _lane: SyncLane | None
     keys: SyncKeys
 
     def __init__(
@@ -74,9 +76,12 @@ class SyncVault(BaseVault):
             env=env,
         )
         self._outbox = ThreadOutbox(self._send_report, max_pending_reports)
+        # Small vault calls take the light lane (see _synclane); streams keep httpx's transport.
+        self._lane = None if transport else SyncLane(self.base_url)
         self._vault = httpx.Client(**self._vault_options(transport))
-        inner = upstream_transport or httpx.HTTPTransport()
-        self._upstream = httpx.Client(**self._upstream_options(SyncInjectingTransport(inner)))
+        self._injecting = SyncInjectingTransport(upstream_transport or SyncLanes())
+        self._upstream = httpx.Client(**self._upstream_options(self._injecting))
+        self._upstream_headers = self._upstream.headers
         self.keys = SyncKeys(self)
 
     def __enter__(self) -> SyncVault:
@@ -93,6 +98,8 @@ class SyncVault(BaseVault):
     def close(self) -> None:
         """Deliver the queued outcome reports, stop their thread, then close both clients."""
         self._outbox.drain()
+        if self._lane is not None:
+            self._lane.close()
         self._vault.close()
         self._upstream.close()
 
@@ -126,11 +133,11 @@ class SyncVault(BaseVault):
         call.require_https()
         answer = self._send_vault(TOKEN_PATH, token_payload(call), call)
         grant = TokenGrant.parse(answer, api_key=self._key)
-        outgoing = call.provider_request(self._upstream)
+        outgoing = self._provider_request(call)
         outgoing.extensions[GRANT_EXTENSION] = grant
         started = time.monotonic()
         try:
-            response = self._send(self._upstream, outgoing, "provider")
+            response = self._call_provider(outgoing)
         except NetworkError:
             self._report(call, grant, outgoing, None, started)
             raise
@@ -283,16 +290,44 @@ class SyncVault(BaseVault):
         raise _verbs.timed_out(approval_id, timeout, cause)
 
     def _run(self, op: _verbs.Op[T]) -> T:
-        request = self._signer.build(
+        request = self._vault_request(
             self._vault, op.path, op.payload, method=op.method, timeout=op.timeout
         )
-        return op.parse(self._send(self._vault, request, "vault"), self._key)
+        return op.parse(self._call_vault(request), self._key)
 
     def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
-        request = self._signer.build(
+        request = self._vault_request(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
-        return self._send(self._vault, request, "vault")
+        return self._call_vault(request)
+
+    def _call_vault(self, request: httpx.Request) -> httpx.Response:
+        """Straight to the lane when there is one: the client's redirect, auth and cookie
+        steps do nothing for these calls (none is followed, sent or kept) but cost CPU."""
+        if self._lane is None:
+            return self._send(self._vault, request, "vault")
+        failure: NetworkError | None = None
+        try:
+            return self._lane.handle_request(request)
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "vault")
+        raise failure
+
+    def _call_provider(self, request: httpx.Request) -> httpx.Response:
+        """The provider call through the injecting transport, read whole (see _base)."""
+        failure: NetworkError | None = None
+        started = time.perf_counter()
+        try:
+            response = self._injecting.handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "provider")
+        if failure is not None:
+            raise failure
+        return self._provider_answer(response, request, started)
 
     @staticmethod
     def _send(

@@ -118,8 +118,11 @@ def sign_request(
     scope_constraints: str = "",
     now: int,
     nonce: str,
+    key: bytes | None = None,
 ) -> dict[str, str]:
     """The headers to add to a request to the vault's SDK API.
+
+    ``key`` is ``signing_key(api_key)`` when the caller keeps it (it signs every call with it).
 
     ``path_with_query`` is the SDK-relative path (``/sdk/token``), without any mount prefix of the
     base URL. The identity headers that were signed are returned too, with the exact values
@@ -132,7 +135,7 @@ def sign_request(
         method, path_with_query, str(now), nonce, content_sha256, scope_constraints
     )
     v2 = string_to_sign_v2(legacy, identity)
-    signature = _hmac(api_key, v2)
+    signature = _keyed_hmac(key if key is not None else signing_key(api_key), v2)
     headers = {
         TIMESTAMP: str(now),
         NONCE: nonce,
@@ -212,7 +215,12 @@ def _identity_headers(
 
 
 def _hmac(api_key: str, text: str) -> str:
-    return hmac.new(signing_key(api_key), text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return _keyed_hmac(signing_key(api_key), text)
+
+
+def _keyed_hmac(key: bytes, text: str) -> str:
+    """HMAC-SHA256 as hex, by OpenSSL's one-shot call (the same bytes as ``hmac.new``)."""
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 def _same(received: str, expected: str) -> bool:

@@ -248,26 +248,39 @@ def _aws_credential(access_key_id: str, extra: Mapping[str, str]) -> Credential:
     return Credential("aws_sigv4", fields)
 
 
-def injected_names(payload: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """(lower-cased header names, query names) the payload injects: to strip from audit reports."""
-    rules, _ = from_wire(payload)
+Wired = tuple[InjectionRules, Credential]
+
+
+def injected_names(
+    payload: Mapping[str, Any], *, wired: Wired | None = None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(lower-cased header names, query names) the payload injects: to strip from audit reports.
+
+    ``wired`` is ``from_wire(payload)`` when the caller has it already (it is not cheap).
+    """
+    rules, _ = wired or from_wire(payload)
     if rules.sigv4:
         return SIGV4_HEADERS, frozenset()
     return frozenset(injected_header_names(rules)), frozenset(injected_query_names(rules))
 
 
 def apply_wire(
-    payload: Mapping[str, Any], request: httpx.Request, *, now: datetime | None = None
+    payload: Mapping[str, Any],
+    request: httpx.Request,
+    *,
+    now: datetime | None = None,
+    wired: Wired | None = None,
 ) -> httpx.Request:
     """A copy of ``request`` with the credential of an ``/sdk/token`` answer applied.
 
     Headers are replaced and query parameters merged as `apply_rules` does. For SigV4 the body
     must be in memory (bytes); the region and service come from the AWS host when it names them
-    and from the payload otherwise. ``now`` defaults to the current time (for the signature).
+    and from the payload otherwise. ``now`` defaults to the current time (for the signature);
+    ``wired`` is ``from_wire(payload)`` when the caller has it already.
     """
     import httpx  # the SDK's side only: the vault's workers never load httpx
 
-    rules, credential = from_wire(payload)
+    rules, credential = wired or from_wire(payload)
     headers = httpx.Headers(request.headers)
     url = request.url
     if rules.sigv4:

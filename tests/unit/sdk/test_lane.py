@@ -8,12 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
 import vaultgate
-from vaultgate._lane import VaultLane
+from vaultgate._lane import REPLAY_EXTENSION, Lanes, VaultLane
 
 Answer = Callable[[bytes], bytes | None]  # request head+body -> raw answer (None: never answer)
 
@@ -49,6 +50,8 @@ async def serve(answer: Answer) -> AsyncIterator[Server]:
                 raw = answer(head + body)
                 if raw is None:
                     await asyncio.Event().wait()  # never answers
+                if raw == b"":
+                    break  # closes without answering
                 writer.write(raw)
                 await writer.drain()
                 if b"Connection: close" in raw:
@@ -135,3 +138,69 @@ async def test_the_sdk_sends_its_signed_calls_through_the_lane() -> None:
     head = server.requests[0].split(b"\r\n\r\n")[0].lower()
     assert b"x-alter-signature:" in head and b"x-api-key:" in head
     assert server.requests[0].endswith(b'{"limit":5,"offset":0}')
+
+
+def second_dropped() -> Answer:
+    """The race with the server's idle close: the second request meets a closed connection."""
+    count = iter(range(1_000))
+    return lambda _: b"" if next(count) == 1 else ok()
+
+
+async def test_a_stale_connection_replays_a_rebuilt_request_once_and_nothing_else() -> None:
+    """As in the sync lane (see test_synclane): a request that carries a way to rebuild it
+    (a re-signed token fetch) is sent once more on a new connection; one without is not."""
+    async with serve(second_dropped()) as server:
+        lane = VaultLane(f"http://127.0.0.1:{server.port}")
+        await lane.handle_async_request(post(server.port))
+        request = post(server.port, b'{"n":"first"}')
+        request.extensions[REPLAY_EXTENSION] = lambda: post(server.port, b'{"n":"fresh"}')
+        response = await lane.handle_async_request(request)
+        assert response.request.content == b'{"n":"fresh"}'
+        await lane.aclose()
+    assert server.connections == 2 and len(server.requests) == 3
+    async with serve(second_dropped()) as server:
+        lane = VaultLane(f"http://127.0.0.1:{server.port}")
+        await lane.handle_async_request(post(server.port))
+        with pytest.raises(httpx.RemoteProtocolError):
+            await lane.handle_async_request(post(server.port, b'{"report":1}'))
+        await lane.aclose()
+    assert len(server.requests) == 2
+
+
+async def test_a_provider_get_on_a_stale_connection_is_replayed_and_a_post_is_not() -> None:
+    async with serve(second_dropped()) as server:
+        lanes = Lanes()
+        url = f"http://127.0.0.1:{server.port}/v1/things"
+        timeout = {"timeout": httpx.Timeout(5.0).as_dict()}
+        await lanes.handle_async_request(httpx.Request("GET", url, extensions=timeout))
+        again = await lanes.handle_async_request(httpx.Request("GET", url, extensions=timeout))
+        assert again.status_code == 200 and len(server.requests) == 3
+        await lanes.aclose()
+    async with serve(second_dropped()) as server:
+        lanes = Lanes()
+        url = f"http://127.0.0.1:{server.port}/v1/things"
+        await lanes.handle_async_request(httpx.Request("POST", url, extensions=timeout))
+        with pytest.raises(httpx.RemoteProtocolError):
+            await lanes.handle_async_request(httpx.Request("POST", url, extensions=timeout))
+        await lanes.aclose()
+    assert len(server.requests) == 2
+
+
+async def test_a_call_cancelled_mid_exchange_closes_its_connection() -> None:
+    """``await_approval`` gives up on a held poll by cancelling it: the connection must be
+    closed then, not left to the garbage collector (a ResourceWarning, an fd held meanwhile)."""
+    async with serve(lambda _: None) as server:
+        lane = VaultLane(f"http://127.0.0.1:{server.port}")
+        opened: list[Any] = []
+        open_connection = lane._open
+
+        async def recording(*args: Any) -> Any:
+            opened.append(await open_connection(*args))
+            return opened[-1]
+
+        lane._open = recording  # type: ignore[method-assign]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lane.handle_async_request(post(server.port)), 0.2)
+        [connection] = opened
+        assert connection.writer.is_closing() and lane._idle == []
+        await lane.aclose()
