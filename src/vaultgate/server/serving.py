@@ -53,6 +53,12 @@ def serve_one(app: Any, settings: Settings) -> None:
 def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> int:
     """``workers`` processes, each a full node configured from ``environment``; the exit code."""
     _log_to_stderr()
+    # glibc gives each thread that allocates a malloc arena of its own (up to 8 per core), and
+    # each arena keeps what it freed; a worker runs several threads (the audit writer, the
+    # heartbeat, the change feed, the event loop's resolver). Two arenas bound that growth.
+    # glibc reads this once, at process start: so it goes into the environment the workers are
+    # spawned with. An operator's own setting wins.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     sockets = bind_group(settings.host, settings.port, workers)
     supervisor = Supervisor(_worker, sockets, (environment, settings.host, settings.port))
     return supervisor.run()
