@@ -97,6 +97,9 @@ def test_workers_and_supervisor_import_only_what_they_use(tmp_path: Path) -> Non
     preparer = _top_level(loaded["preparer"])
     assert "vaultgate" in worker and "fastapi" in worker  # it did build the app
     assert worker.isdisjoint(NEVER_IN_A_WORKER), sorted(worker & set(NEVER_IN_A_WORKER))
+    # A vault on SQLite serves without SQLAlchemy's PostgreSQL dialect.
+    assert "sqlalchemy.dialects.sqlite" in loaded["worker"]
+    assert not [m for m in loaded["worker"] if m.startswith("sqlalchemy.dialects.postgresql")]
     # The twin: the process that migrated did load alembic and the database layer.
     assert {"alembic", "sqlalchemy"} <= preparer
     assert supervisor.isdisjoint(NEVER_IN_THE_SUPERVISOR), sorted(
