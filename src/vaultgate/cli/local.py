@@ -114,8 +114,6 @@ def serve(
     workers: int | None,
 ) -> None:
     """Serve the vault (management API, SDK API, proxy, portal)."""
-    from vaultgate.server.bootstrap import initialise, is_initialised, protect_data_dir
-
     settings = settings_from(
         ctx,
         data_dir=data_dir,
@@ -126,24 +124,49 @@ def serve(
         trusted_proxies=list(trusted_proxies) or None,
     )
     workers = workers or int(ctx.obj["env"].get("VAULTGATE_WORKERS") or 1)
-    if init_missing and not is_initialised(settings):
-        result = initialise(settings)
-        _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
-    protect_data_dir(settings)
     from vaultgate.server.serving import serve_many, serve_one
 
     if workers <= 1:
+        prepare_to_serve(settings, init_missing, migrate=False)
         serve_one(_checked(lambda: _app(settings), settings), settings)
         return
     # Several processes, each a full node (DESIGN 8): they re-read the settings from the
     # environment, so hand every resolved setting on through it. This process only supervises
-    # them: it migrates and checks the key set once, and builds no app of its own.
-    from vaultgate.server.bootstrap import prepare_storage
-
-    _checked(lambda: prepare_storage(settings), settings)
+    # them: the schema is migrated and the key set checked once, in a process of its own that
+    # then exits, so the supervisor never loads the database layer, alembic or the app (it
+    # stays resident, at a quarter of the memory, as long as the vault runs).
+    _checked(lambda: run_apart(prepare_to_serve, settings, init_missing, migrate=True), settings)
     code = serve_many(settings, workers, {**os.environ, **settings_environment(settings)})
     if code:
         raise SystemExit(code)
+
+
+def prepare_to_serve(settings: Settings, init_missing: bool, *, migrate: bool) -> None:
+    """Initialise when asked and new, narrow the data directory; with ``migrate``, migrate the
+    schema and check the key set (what a supervisor needs before it starts any worker)."""
+    from vaultgate.server.bootstrap import (
+        initialise,
+        is_initialised,
+        prepare_storage,
+        protect_data_dir,
+    )
+
+    if init_missing and not is_initialised(settings):
+        result = initialise(settings)
+        _print_first_start(result.admin_key, result.portal_user, result.portal_password, settings)
+    protect_data_dir(settings)
+    if migrate:
+        prepare_storage(settings)
+
+
+def run_apart(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` run in a spawned process: its result, or its exception."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def _app(settings: Settings) -> Any:

@@ -8,12 +8,16 @@ otherwise trace back from deep inside SQLite, after creating an empty ``.vaultga
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import Engine
 
-from vaultgate.server.auth.services import KeyService
 from vaultgate.server.settings import Settings, safe_url
+
+if TYPE_CHECKING:  # the database layer loads when a command opens a vault, not with the CLI
+    from sqlalchemy.engine import Engine
+
+    from vaultgate.server.auth.services import KeyService
 
 WHERE = "pass --data-dir DIR or set VAULTGATE_DATA_DIR (or VAULTGATE_DATABASE_URL)"
 
@@ -50,6 +54,7 @@ def local_key_service(settings: Settings) -> KeyService:
     command needs the master key too: the data directory's key file or VAULTGATE_MASTER_KEY.
     """
     from vaultgate.server.audit.sink import AuditSink
+    from vaultgate.server.auth.services import KeyService
     from vaultgate.server.clock import utcnow
     from vaultgate.server.crypto import API_KEY_HASH, AUDIT_CHAIN, Barrier, MasterKeyError
     from vaultgate.server.keys_at_rest import check_against_database, load_keyring

@@ -6,6 +6,9 @@ hands each worker its socket. ``fleet.supervisor`` replaces a worker that dies a
 when it cannot keep them alive. uvicorn's own multi-worker mode shares one socket, and with
 keep-alive clients one worker tends to accept every connection while the others idle
 (measured: one worker at 100% CPU, the other at 0%).
+
+The supervisor imports this module too, so uvicorn and the HTTP layer load only where a server
+runs: a supervisor that only watches its workers stays small.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from vaultgate.server.api.connections import server_options
 from vaultgate.server.fleet.sockets import bind_group
 from vaultgate.server.fleet.supervisor import Supervisor
 from vaultgate.server.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
@@ -33,17 +36,29 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 def uvicorn_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn.Config:
     """The one place uvicorn is configured, for a single process and for every worker."""
+    import uvicorn
+
+    from vaultgate.server.api.connections import server_options
+
     options = {**UVICORN_OPTIONS, **server_options(settings), "loop": settings.event_loop}
     return uvicorn.Config(app, host=host, port=port, **options)
 
 
 def serve_one(app: Any, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings)).run()
 
 
 def serve_many(settings: Settings, workers: int, environment: dict[str, str]) -> int:
     """``workers`` processes, each a full node configured from ``environment``; the exit code."""
     _log_to_stderr()
+    # glibc gives each thread that allocates a malloc arena of its own (up to 8 per core), and
+    # each arena keeps what it freed; a worker runs several threads (the audit writer, the
+    # heartbeat, the change feed, the event loop's resolver). Two arenas bound that growth.
+    # glibc reads this once, at process start: so it goes into the environment the workers are
+    # spawned with. An operator's own setting wins.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     sockets = bind_group(settings.host, settings.port, workers)
     supervisor = Supervisor(_worker, sockets, (environment, settings.host, settings.port))
     return supervisor.run()
@@ -60,6 +75,8 @@ def _log_to_stderr() -> None:
 
 def _worker(environment: dict[str, str], host: str, port: int, sock: socket.socket) -> None:
     os.environ.update(environment)
+    import uvicorn
+
     from vaultgate.server.app import app_from_environment
 
     config = uvicorn_config(app_from_environment(), host, port, load_settings(os.environ))

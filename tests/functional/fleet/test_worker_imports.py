@@ -1,10 +1,12 @@
-"""A ``serve --workers N`` worker loads only what serving needs (its resident memory is the cost).
+"""``serve --workers N`` processes load only what they need (their resident memory is the cost).
 
-The supervisor migrates the schema before it starts any worker, so a worker has no use for
-alembic (nor mako and pygments, which alembic drags in), and the CLI's HTTP client (httpx) is for
-commands, not for serving. The worker is started exactly as the supervisor starts it: a spawned
-process whose main module is the ``vaultgate`` script (which imports the whole CLI), running the
-worker's entry up to the point where uvicorn would take over.
+The schema is migrated before any worker starts, so a worker has no use for alembic (nor mako
+and pygments, which alembic drags in); the CLI's HTTP client (httpx) is for commands, and the
+portal's templates (jinja2) load with the first page shown, not for serving proxied calls. The
+supervisor only watches its workers: the migration runs in a process of its own that exits, so
+the supervisor never loads the database layer, the app or uvicorn. Each process is started
+exactly as ``serve`` starts it: spawned, with the ``vaultgate`` script (which imports the whole
+CLI) as main module; the worker runs its entry up to the point where uvicorn would take over.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from pathlib import Path
 
 from functional.fleet.nodes import init_vault
 
-NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx")
+NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx", "jinja2")
+NEVER_IN_THE_SUPERVISOR = (
+    *NEVER_IN_A_WORKER,
+    "sqlalchemy",
+    "cryptography",
+    "pydantic",
+    "fastapi",
+    "uvicorn",
+    "aiohttp",
+)
 
 # The main module of a spawned worker is re-imported in it: as the `vaultgate` console script
 # does, this one imports the CLI at its top.
@@ -34,11 +45,19 @@ SCRIPT = textwrap.dedent(
         serving.uvicorn_config(app_from_environment(), "127.0.0.1", 0, load_settings(os.environ))
         conn.send(sorted(sys.modules))
 
+    def prepare(settings):
+        from vaultgate.cli.local import prepare_to_serve
+
+        prepare_to_serve(settings, False, migrate=True)
+        return sorted(sys.modules)
+
     if __name__ == "__main__":
-        from vaultgate.server.bootstrap import prepare_storage
+        from vaultgate.cli.local import run_apart
+        from vaultgate.server.serving import serve_many  # noqa: F401  (what `serve` imports)
         from vaultgate.server.settings import load_settings
 
-        prepare_storage(load_settings(os.environ))  # what the supervisor does before spawning
+        # What `serve --workers` does before it starts a worker, reporting the modules it used.
+        preparer_modules = run_apart(prepare, load_settings(os.environ))
         parent_modules = sorted(sys.modules)
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
@@ -46,7 +65,15 @@ SCRIPT = textwrap.dedent(
         process.start()
         worker_modules = ours.recv()
         process.join()
-        print(json.dumps({"worker": worker_modules, "supervisor": parent_modules}))
+        print(
+            json.dumps(
+                {
+                    "worker": worker_modules,
+                    "supervisor": parent_modules,
+                    "preparer": preparer_modules,
+                }
+            )
+        )
     """
 )
 
@@ -55,7 +82,7 @@ def _top_level(modules: list[str]) -> set[str]:
     return {name.split(".", 1)[0] for name in modules}
 
 
-def test_a_worker_imports_neither_migrations_nor_the_cli_client(tmp_path: Path) -> None:
+def test_workers_and_supervisor_import_only_what_they_use(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     init_vault(data_dir, None)
     script = tmp_path / "worker_entry.py"
@@ -67,8 +94,14 @@ def test_a_worker_imports_neither_migrations_nor_the_cli_client(tmp_path: Path) 
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout)
     worker, supervisor = _top_level(loaded["worker"]), _top_level(loaded["supervisor"])
+    preparer = _top_level(loaded["preparer"])
     assert "vaultgate" in worker and "fastapi" in worker  # it did build the app
     assert worker.isdisjoint(NEVER_IN_A_WORKER), sorted(worker & set(NEVER_IN_A_WORKER))
-    # The twin: the supervisor migrated, so the same check sees alembic there; it builds no app.
-    assert "alembic" in supervisor
-    assert "fastapi" not in supervisor and "jinja2" not in supervisor
+    # A vault on SQLite serves without SQLAlchemy's PostgreSQL dialect.
+    assert "sqlalchemy.dialects.sqlite" in loaded["worker"]
+    assert not [m for m in loaded["worker"] if m.startswith("sqlalchemy.dialects.postgresql")]
+    # The twin: the process that migrated did load alembic and the database layer.
+    assert {"alembic", "sqlalchemy"} <= preparer
+    assert supervisor.isdisjoint(NEVER_IN_THE_SUPERVISOR), sorted(
+        supervisor & set(NEVER_IN_THE_SUPERVISOR)
+    )

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from vaultgate.server.alerts.expiry import EXPIRY_SOURCES, Expiring
@@ -30,6 +29,7 @@ from vaultgate.server.fleet.ticker import Ticker
 from vaultgate.server.oauth.store import OAUTH_REFRESH
 from vaultgate.server.sinks import outbox
 from vaultgate.server.sinks.store import SinkStore
+from vaultgate.server.storage import upsert
 from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import alert_marks, audit_events
 
@@ -226,8 +226,7 @@ class Alerter:
                 return False
         with self._engine.begin() as conn:
             values = {"key": mark[:255], "created_at": event.ts}
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            insert = dialect.insert(alert_marks).values(values).on_conflict_do_nothing()
+            insert = upsert.insert(conn, alert_marks).values(values).on_conflict_do_nothing()
             if conn.execute(insert).rowcount != 1:
                 return False
             self._audit.append(conn, event)

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from vaultgate.server.audit.chain import HEAD_KEY, Head, chain_values
 from vaultgate.server.audit.events import EVENT_FIELDS, AuditEvent
 from vaultgate.server.fleet import changes
+from vaultgate.server.storage import upsert
 from vaultgate.server.storage.tables import audit_events, meta
 
 
@@ -59,9 +59,7 @@ _UPDATE_HEAD: Final = {
 def _insert_head_if_absent(conn: Connection, head: Head) -> Any:
     # ON CONFLICT DO NOTHING: two nodes creating the first head at once must not fail a batch.
     values = {"key": HEAD_KEY, "value": head.dump()}
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(meta).values(values).on_conflict_do_nothing()
-    return sqlite.insert(meta).values(values).on_conflict_do_nothing()
+    return upsert.insert(conn, meta).values(values).on_conflict_do_nothing()
 
 
 # The insert goes to the driver as one prepared statement over tuples: SQLAlchemy Core with a

@@ -13,9 +13,9 @@ import os
 import socket
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from vaultgate.server.storage import upsert
 from vaultgate.server.storage.tables import leases
 
 
@@ -27,7 +27,7 @@ def owner_id() -> str:
 def claim(conn: Connection, name: str, owner: str, *, now: float, ttl: float) -> bool:
     """Take or renew ``name`` for ``owner`` until ``now + ttl``; whether ``owner`` holds it."""
     values = {"name": name, "owner": owner, "until": now + ttl}
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(leases)
+    insert = upsert.insert(conn, leases)
     if conn.execute(insert.values(values).on_conflict_do_nothing()).rowcount == 1:
         return True
     renewed = conn.execute(

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from vaultgate.injection.credential import Credential
@@ -28,6 +27,7 @@ from vaultgate.server.errors import Forbidden, Unavailable, VaultError
 from vaultgate.server.oauth.client import TokenAnswer, TokenRefused, TokenUnreachable
 from vaultgate.server.oauth.tokens import AccessToken, Holder
 from vaultgate.server.observability.metrics import OAUTH_REFRESHES
+from vaultgate.server.storage import upsert
 from vaultgate.server.storage.tables import oauth_tokens as T
 
 ACTIVE: Final = "active"
@@ -265,10 +265,9 @@ def _revoked(holder: Holder) -> Forbidden:
 
 
 def _insert_absent(conn: Connection, secret_id: str, now: Any) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     values = {"secret_id": secret_id, "version": 0, "status": _EMPTY, "failures": 0}
     return (
-        insert(T)
+        upsert.insert(conn, T)
         .values(**values, updated_at=now)
         .on_conflict_do_nothing(index_elements=["secret_id"])
     )

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from vaultgate.server.storage import upsert
 from vaultgate.server.storage.tables import login_throttle as table
 
 MAX_PER_EMAIL: Final = 5
@@ -90,10 +90,9 @@ class LoginThrottle:
 
     def _count(self, conn: Connection, key: str, now: float) -> tuple[int, float]:
         """One atomic statement: start a window, or add one to the open one."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         expired = table.c.window_start <= now - self._window
         statement = (
-            dialect.insert(table)
+            upsert.insert(conn, table)
             .values(key=key, attempts=1, window_start=now)
             .on_conflict_do_update(
                 index_elements=[table.c.key],

@@ -46,6 +46,14 @@ PRIVATE_FILE: Final = 0o600
 PRIVATE_DIR: Final = 0o700
 
 
+# Each connection's page cache, in KiB (SQLite's default is 2,000). A worker holds several
+# connections (the pool, the audit writer, the checkpointer), and as the audit trail grows each
+# fills its cache with audit pages: about 2 MiB resident per connection, which is what a worker
+# gained over 200,000 proxied requests. The file's pages stay in the OS cache, so a page missed
+# here costs a read from memory; the writer's appends touch only the right edge of each tree.
+SQLITE_CACHE_KIB: Final = 512
+
+
 def _sqlite_pragmas(synchronous: str) -> Callable[[sqlite3.Connection, Any], None]:
     def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         cur = dbapi_conn.cursor()
@@ -53,6 +61,7 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[sqlite3.Connection, Any], Non
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.close()
 
     return on_connect
@@ -111,6 +120,9 @@ def create_engine(url: str, *, durability: str = "full", **kwargs: Any) -> Engin
         sa.event.listen(engine, "connect", _sqlite_pragmas(_SQLITE_SYNCHRONOUS[durability]))
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
+    from vaultgate.server.storage.tables import declare_postgresql
+
+    declare_postgresql()
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
