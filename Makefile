@@ -44,8 +44,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/vaultgate
 
+# The suite mostly waits on real servers (vaults, `serve` fleets, PostgreSQL, Chromium), so it runs
+# on TEST_WORKERS pytest-xdist processes; --dist loadfile keeps each file on one worker so its
+# module-scoped servers start once. --no-loadscope-reorder hands files out in collection order
+# (e2e, functional, then unit): by default xdist starts the files with the most tests first, which
+# left the few-test, minute-long fleet and browser files for the end, all at once.
+# `.venv/bin/pytest tests/unit/x.py` still runs in one process.
+TEST_WORKERS ?= 4
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \

@@ -7,6 +7,7 @@ skipped browser test would be a broken promise, so they fail. The same goes for 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -74,17 +75,21 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def axe_source() -> str:
     """axe-core's script, to inject into each page; installed once from the lock file."""
-    if not AXE_SCRIPT.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("npm not found: it installs axe-core for the accessibility tests")
-        assert npm is not None
-        done = subprocess.run(
-            [npm, "ci", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"npm ci for axe-core failed:\n{done.stderr}"
+    # Parallel test workers (pytest-xdist) each have this session fixture: the first one in
+    # installs while the others wait on the lock, then find the script there.
+    with (AXE_DIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not AXE_SCRIPT.exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                _missing("npm not found: it installs axe-core for the accessibility tests")
+            assert npm is not None
+            done = subprocess.run(
+                [npm, "ci", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert done.returncode == 0, f"npm ci for axe-core failed:\n{done.stderr}"
     return AXE_SCRIPT.read_text()

@@ -248,8 +248,9 @@ def test_an_unreachable_token_endpoint_serves_the_still_valid_token(
             "client_secret": "canary-unreachable-secret-Hq3",
             "refresh_token": "canary-unreachable-refresh-Pz8",
             "access_token": "still-valid-access-token",
-            # Valid for ten more seconds, so due (inside the 60 s margin) but usable.
-            "expires_at": str(int(time.time()) + 10),
+            # Valid for 45 more seconds, so due (inside the 60 s margin) but usable; not 10, which
+            # a loaded machine (parallel test workers) can spend before the second call.
+            "expires_at": str(int(time.time()) + 45),
         },
     }
     created = store(vault, tenant, body, [upstream.origin])
