@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -200,10 +201,17 @@ class GuardedHttpProtocol(_Base):
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options that apply ``settings``' header deadline and connection cap."""
+    """uvicorn options that apply ``settings``' header deadline and connection cap.
+
+    The header deadline also ends an idle kept-alive connection (``header_timeout`` after its
+    last answer), so uvicorn's own keep-alive timer is set past it: at its default of 5 s it
+    closed connections exactly when httpx's pool (5 s expiry, the official client's) would reuse
+    them, and a request sent into that close failed as a network error.
+    """
     protocol = type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
         {"header_timeout": settings.header_timeout, "max_connections": settings.max_connections},
     )
-    return {"http": protocol}
+    keep_alive = max(5, math.ceil(settings.header_timeout) + 1)
+    return {"http": protocol, "timeout_keep_alive": keep_alive}
