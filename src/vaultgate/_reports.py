@@ -1,8 +1,7 @@
 """Outcome reports off the caller's critical path: a bounded backlog sent in the background.
 
 ``request()`` hands its report here and returns the provider's answer at once. The async twin
-sends each report as a task kept in a set (the official client's ``_schedule_audit_log``), at
-most ``MAX_SENDING`` of them on the wire at once; the
+sends each report as a task kept in a set (the official client's ``_schedule_audit_log``); the
 blocking twin hands it to one daemon thread through a bounded queue. Both drain on close. A
 report is best effort: a failure is logged (once per run of failures, never with a traceback or
 a body) and counted, a full backlog drops the new report and counts it, and nothing here ever
@@ -27,10 +26,6 @@ from ._errors import AlterValueError, NetworkError
 logger = logging.getLogger("vaultgate")
 
 DEFAULT_BACKLOG: Final = 1000
-# Reports of one AlterVault in flight at once; the rest wait their turn in the backlog. Without
-# a bound a busy vault saw one connection per pending report (hundreds), most of them closed
-# again past the lane's idle limit: connection churn on both sides for the same reports.
-MAX_SENDING: Final = 4
 THREAD_NAME: Final = "vaultgate-reports"
 
 Report = tuple[dict[str, Any], Call]
@@ -103,7 +98,6 @@ class TaskOutbox(Outbox):
         super().__init__(limit)
         self._send = send
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sending = asyncio.Semaphore(MAX_SENDING)
 
     @property
     def pending(self) -> int:
@@ -120,8 +114,7 @@ class TaskOutbox(Outbox):
     async def _deliver(self, body: dict[str, Any], call: Call) -> None:
         outcome: Outcome
         try:
-            async with self._sending:
-                outcome = await self._send(body, call)
+            outcome = await self._send(body, call)
         except Exception as exc:  # a background report must never raise
             outcome = exc
         self._settle(outcome)

@@ -266,34 +266,3 @@ def test_backlog_limit_must_be_a_positive_integer(held: HeldVault, limit: Any) -
         sync_vault(held, max_pending_reports=limit)
     with pytest.raises(AlterValueError, match="max_pending_reports"):
         async_vault(held, max_pending_reports=limit)
-
-
-async def test_async_reports_go_out_a_few_at_a_time_and_all_are_delivered() -> None:
-    """A backlog of reports is sent on at most MAX_SENDING connections at once (not one each),
-    and every one of them is still delivered by drain."""
-    from vaultgate._reports import MAX_SENDING, TaskOutbox
-
-    release = asyncio.Event()
-    in_flight = 0
-    most = 0
-    delivered: list[int] = []
-
-    async def send(body: dict[str, Any], call: Any) -> Any:
-        nonlocal in_flight, most
-        in_flight += 1
-        most = max(most, in_flight)
-        await release.wait()
-        in_flight -= 1
-        delivered.append(body["n"])
-        raise ConnectionError("not a response: counted as failed, and that is fine here")
-
-    outbox = TaskOutbox(send, 100)
-    for n in range(3 * MAX_SENDING):
-        outbox.put({"n": n}, None)  # type: ignore[arg-type]
-    for _ in range(20):  # every task runs until it blocks: in send, or on the bound
-        await asyncio.sleep(0)
-    assert (in_flight, outbox.pending) == (MAX_SENDING, 3 * MAX_SENDING)
-    release.set()
-    await outbox.drain()
-    assert most == MAX_SENDING and sorted(delivered) == list(range(3 * MAX_SENDING))
-    assert outbox.pending == 0 and outbox.failed == 3 * MAX_SENDING
