@@ -84,8 +84,8 @@ def _header(ctx: Context) -> list[str]:
         "(shared with other work: read the ratios, not the absolute figures)",
         f"- python {platform.python_version()}; wrk {_wrk_version()}; "
         f"nginx {'yes' if ctx.have_nginx else 'absent'}",
-        f"- vault: `vaultgate serve --workers {a.workers}` (uvicorn, uvloop, httptools); "
-        f"database {'PostgreSQL' if a.postgres else 'SQLite (WAL)'}; policy checks and durable "
+        f"- vault: `vaultgate serve --workers {a.workers}` (uvicorn, {_event_loop()} loop, "
+        f"httptools); database {'PostgreSQL' if a.postgres else 'SQLite (WAL)'}; policy checks and durable "
         "audit on",
         f"- {a.reps} interleaved repetitions of {a.seconds} s per row; the table shows medians "
         f"(req/s of each repetition in the last column); upstream: "
@@ -232,3 +232,11 @@ def _ratio(rps: float, base: Row | None) -> str:
 def _wrk_version() -> str:
     out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     return out.split()[1] if out.split() else "?"
+
+
+def _event_loop() -> str:
+    # The vaults inherit this environment (procs.start_vault); the settings' default otherwise.
+    from vaultgate.server.settings import load_settings
+
+    chosen = os.environ.get("VAULTGATE_EVENT_LOOP", "")
+    return load_settings({"VAULTGATE_EVENT_LOOP": chosen}).event_loop
