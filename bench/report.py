@@ -85,8 +85,8 @@ def _header(ctx: Context) -> list[str]:
         f"- python {platform.python_version()}; wrk {_wrk_version()}; "
         f"nginx {'yes' if ctx.have_nginx else 'absent'}",
         f"- vault: `vaultgate serve --workers {a.workers}` (uvicorn, {_event_loop()} loop, "
-        f"httptools); database {'PostgreSQL' if a.postgres else 'SQLite (WAL)'}; policy checks and durable "
-        "audit on",
+        f"httptools); database {'PostgreSQL' if a.postgres else 'SQLite (WAL)'}; "
+        "policy checks and durable audit on",
         f"- {a.reps} interleaved repetitions of {a.seconds} s per row; the table shows medians "
         f"(req/s of each repetition in the last column); upstream: "
         f"{'nginx static' if ctx.have_nginx else 'uvicorn hello'} on loopback",
