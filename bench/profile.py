@@ -1,7 +1,7 @@
 """Where a worker's time goes on one hot route: ``python -m bench.profile [--path token]``.
 
 Starts nginx (the upstream) and a one-worker vault as ``make bench`` does, drives the transparent
-proxy (or ``/sdk/token``) with wrk at concurrency 32, and samples the worker with py-spy while it
+proxy (or ``/sdk/token``) with wrk (concurrency 32, or `--connections`), and samples the worker with py-spy while it
 runs: first every thread's CPU per request (from /proc), then the share of the GIL-holding samples
 by library and by vaultgate module. py-spy is a profiler, not a dependency: ``pip install py-spy``
 into the venv first (it needs ptrace, which root has here).
@@ -67,7 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--path", choices=("proxy", "token"), default="proxy")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--keep", metavar="FILE", help="also save py-spy's raw samples here")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
     if spy is None or not shutil.which("wrk"):
@@ -85,7 +87,7 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {vault.app_key}"}
 
             def run(secs: int) -> load.Result:
-                return load.run_wrk(url, connections=32, seconds=secs, headers=headers)
+                return load.run_wrk(url, connections=args.connections, seconds=secs, headers=headers)
         else:
             body: dict[str, object] = {
                 "grant_id": vault.grant_id,
@@ -93,12 +95,16 @@ def main() -> None:
                 "request": {"method": "GET", "url": origin + "/"},
             }
             script = load.signed_script(
-                "/sdk/token", body, vault.app_key, count=20_000 * (args.seconds + 2), threads=2
+                "/sdk/token", body, vault.app_key, count=20_000 * (args.seconds + 2),
+                threads=min(2, args.connections),
             )
 
             def run(secs: int) -> load.Result:
                 return load.run_wrk(
-                    vault.base_url + "/sdk/token", connections=32, seconds=secs, script=script
+                    vault.base_url + "/sdk/token",
+                    connections=args.connections,
+                    seconds=secs,
+                    script=script,
                 )
 
         run(2)  # warm: caches, pooled connections
@@ -114,13 +120,15 @@ def main() -> None:
         after, elapsed = _thread_cpu(worker), time.monotonic() - started
         sampler.wait()
         requests = result.rps * elapsed
-        print(f"{args.path} at c=32: {result.rps:,.0f} req/s, one worker")
+        print(f"{args.path} at c={args.connections}: {result.rps:,.0f} req/s, one worker")
         total_cpu = sum(after[t] - before.get(t, 0.0) for t in after)
         print(f"worker CPU per request: {total_cpu / requests * 1e6:.0f} us, by thread:")
         for tid in sorted(after, key=lambda t: before.get(t, 0.0) - after[t]):
             spent = after[tid] - before.get(tid, 0.0)
             if spent > 0:
                 print(f"  {names.get(tid, tid):24s} {spent / requests * 1e6:6.0f} us")
+        if args.keep:
+            shutil.copyfile(raw, args.keep)
         shares, samples = _shares(raw)
         print(f"GIL-holding samples: {samples}; share by library / vaultgate module:")
         for name, count in shares.most_common(args.top):
