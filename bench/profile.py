@@ -1,10 +1,11 @@
 """Where a worker's time goes on one hot route: ``python -m bench.profile [--path token]``.
 
 Starts nginx (the upstream) and a one-worker vault as ``make bench`` does, drives the transparent
-proxy (or ``/sdk/token``) with wrk (concurrency 32, or `--connections`), and samples the worker with py-spy while it
-runs: first every thread's CPU per request (from /proc), then the share of the GIL-holding samples
-by library and by vaultgate module. py-spy is a profiler, not a dependency: ``pip install py-spy``
-into the venv first (it needs ptrace, which root has here).
+proxy (or ``/sdk/token``) with wrk at concurrency 32 (or ``--connections``), and samples the
+worker with py-spy while it runs: first every thread's CPU per request (from /proc), then the
+share of the GIL-holding samples by library and by vaultgate module (``--keep FILE`` saves the
+raw samples). py-spy is a profiler, not a dependency: ``pip install py-spy`` into the venv first
+(it needs ptrace, which root has here).
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {vault.app_key}"}
 
             def run(secs: int) -> load.Result:
-                return load.run_wrk(url, connections=args.connections, seconds=secs, headers=headers)
+                return load.run_wrk(
+                    url, connections=args.connections, seconds=secs, headers=headers
+                )
         else:
             body: dict[str, object] = {
                 "grant_id": vault.grant_id,
@@ -95,7 +98,10 @@ def main() -> None:
                 "request": {"method": "GET", "url": origin + "/"},
             }
             script = load.signed_script(
-                "/sdk/token", body, vault.app_key, count=20_000 * (args.seconds + 2),
+                "/sdk/token",
+                body,
+                vault.app_key,
+                count=20_000 * (args.seconds + 2),
                 threads=min(2, args.connections),
             )
 
