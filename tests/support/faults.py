@@ -31,14 +31,19 @@ UNLIMITED = 1_073_741_823
 
 
 class PageCap:
-    """``PRAGMA max_page_count`` on every connection the pool hands out (it is per connection)."""
+    """``PRAGMA max_page_count`` on every connection the pool hands out (it is per connection),
+    and again as each transaction begins: the audit writer keeps its connection across batches."""
 
     def __init__(self, engine: Engine) -> None:
         self.pages = UNLIMITED
         sa.event.listen(engine, "checkout", self._apply)
+        sa.event.listen(engine, "begin", self._apply_in)
 
     def _apply(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         dbapi_conn.execute(f"PRAGMA max_page_count = {int(self.pages)}")
+
+    def _apply_in(self, conn: sa.Connection) -> None:
+        self._apply(conn.connection.driver_connection, None, None)
 
     def fill(self, engine: Engine) -> None:
         """From now on the database may not grow: the next write needing a page fails."""

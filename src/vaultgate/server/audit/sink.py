@@ -19,6 +19,7 @@ from vaultgate.server.audit.chain import HEAD_KEY, Head, chain_values
 from vaultgate.server.audit.events import EVENT_FIELDS, AuditEvent
 from vaultgate.server.fleet import changes
 from vaultgate.server.storage import upsert
+from vaultgate.server.storage.driver import SQL
 from vaultgate.server.storage.tables import audit_events, meta
 
 
@@ -26,7 +27,7 @@ class ChainHeadMissing(RuntimeError):
     """Events exist but ``meta.audit_head`` does not: restarting at seq 1 would hide tampering."""
 
 
-def lock_head(conn: Connection, key: bytes) -> Head:
+def lock_head(conn: SQL, key: bytes) -> Head:
     """Lock and read the chain head in ``conn``'s transaction, creating it for an empty trail.
 
     FOR UPDATE serialises appenders across nodes on PostgreSQL; on SQLite (no FOR UPDATE)
@@ -56,7 +57,7 @@ _UPDATE_HEAD: Final = {
 }
 
 
-def _insert_head_if_absent(conn: Connection, head: Head) -> Any:
+def _insert_head_if_absent(conn: SQL, head: Head) -> Any:
     # ON CONFLICT DO NOTHING: two nodes creating the first head at once must not fail a batch.
     values = {"key": HEAD_KEY, "value": head.dump()}
     return upsert.insert(conn, meta).values(values).on_conflict_do_nothing()
@@ -106,7 +107,7 @@ def _row(
     return tuple(row)
 
 
-def append(conn: Connection, events: Sequence[AuditEvent], key: bytes, head: Head) -> Head:
+def append(conn: SQL, events: Sequence[AuditEvent], key: bytes, head: Head) -> Head:
     """Insert ``events`` after ``head`` (already locked by the caller); returns the new head."""
     if not events:
         return head

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Final
@@ -33,6 +33,7 @@ from vaultgate.server.budgets.alerts import alert_event
 from vaultgate.server.errors import Unavailable
 from vaultgate.server.fleet.admission import Admission, Admitter, StaleView, refused
 from vaultgate.server.observability import metrics
+from vaultgate.server.storage.driver import SQL, DriverSQL
 
 # lock_head and ChainHeadMissing are re-exported: callers reached for them here first.
 __all__ = ["AuditWriter", "ChainHeadMissing", "WriterStats", "audit_unavailable", "lock_head"]
@@ -163,6 +164,7 @@ class AuditWriter:
         self.stats = WriterStats()
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._lock_path = f"{database}.audit-lock" if database and database != ":memory:" else None
+        self._held: Connection | None = None  # SQLite: the writer thread's own connection
 
     def __repr__(self) -> str:
         return f"AuditWriter(state={self._state!r}, dialect={self._engine.dialect.name!r})"
@@ -258,16 +260,19 @@ class AuditWriter:
     # -- the writer thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        while (taken := self._next_batch()) is not None:
-            batch, final = taken
-            started = time.perf_counter()
-            try:
-                written = self._write(batch)
-            except Exception as exc:
-                self._on_failure(batch, exc, final=final)
-            else:
-                self._on_success(batch)
-                metrics.committed(written, time.perf_counter() - started)
+        try:
+            while (taken := self._next_batch()) is not None:
+                batch, final = taken
+                started = time.perf_counter()
+                try:
+                    written = self._write(batch)
+                except Exception as exc:
+                    self._on_failure(batch, exc, final=final)
+                else:
+                    self._on_success(batch)
+                    metrics.committed(written, time.perf_counter() - started)
+        finally:
+            self._release()
 
     def _next_batch(self) -> tuple[list[_Pending], bool] | None:
         """What is queued (up to max_batch), topped up with due retries; None once drained.
@@ -318,13 +323,43 @@ class AuditWriter:
         return [queue.popleft() for _ in range(min(len(queue), count))]
 
     def _write(self, batch: list[_Pending]) -> list[AuditEvent]:
-        with self._serialised(), self._engine.begin() as conn:
-            head = lock_head(conn, self._key)
-            events = self._admitted(conn, batch)
-            append(conn, events, self._key, head)
+        with self._serialised(), self._transaction() as conn:
+            sql = DriverSQL(conn)
+            head = lock_head(sql, self._key)
+            events = self._admitted(sql, batch)
+            append(sql, events, self._key, head)
         return events
 
-    def _admitted(self, conn: Connection, batch: list[_Pending]) -> list[AuditEvent]:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """The batch's transaction, committed when the block ends.
+
+        On PostgreSQL the connection comes from the pool for each batch: its pre-ping replaces a
+        connection the server dropped before a batch meets it. On SQLite, where no server can
+        drop one, the writer keeps one connection for as long as it runs (a checkout and
+        check-in per batch cost about 30 us, once a request at concurrency 1). After a failure
+        it goes back to the pool and the next batch checks one out, as every batch did before.
+        """
+        if self._engine.dialect.name != "sqlite":
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        if self._held is None:
+            self._held = self._engine.connect()
+        try:
+            with self._held.begin():
+                yield self._held
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.close()
+
+    def _admitted(self, conn: SQL, batch: list[_Pending]) -> list[AuditEvent]:
         """The batch's events after admission: a refusal recorded as a denial, a stale one not."""
         for pending in batch:
             pending.refusal = None  # a retried batch decides afresh

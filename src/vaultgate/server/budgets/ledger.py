@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final
 
-from sqlalchemy.engine import Connection
-
 from vaultgate.server.budgets.windows import window_of
 from vaultgate.server.errors import BudgetExceeded
 from vaultgate.server.policy.models import NANOS_PER_USD, Budget, BudgetPeriod
+from vaultgate.server.storage.driver import SQL
 
 Spending = tuple[tuple[str, Budget], ...]  # (grant id, its budget): own grant first
 
@@ -84,7 +83,7 @@ Key = tuple[str, BudgetPeriod, int]
 class Ledger:
     """The budget windows one batch touches: read once, added to in order, written at the end."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: SQL) -> None:
         self._conn = conn
         self._sql = _SQL[conn.dialect.name]
         self._totals: dict[Key, _Totals] = {}

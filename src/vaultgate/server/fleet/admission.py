@@ -28,13 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy.engine import Connection
-
 from vaultgate.server.budgets.ledger import BudgetAlert, Ledger, Spend, Spending
 from vaultgate.server.errors import Unauthenticated, VaultError
 from vaultgate.server.fleet import changes
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.policy import Decision, RateLimit, denial_error
+from vaultgate.server.storage.driver import SQL
 from vaultgate.server.storage.tables import rate_hits, sdk_nonces
 
 if TYPE_CHECKING:  # audit imports this module (its writer runs the checks)
@@ -107,7 +106,7 @@ class Admitter:
         # The budget alerts of the last batch, by the index of the item that crossed them.
         self.alerts: list[tuple[int, BudgetAlert]] = []
 
-    def admit(self, conn: Connection, items: Sequence[Admission | None]) -> list[Exception | None]:
+    def admit(self, conn: SQL, items: Sequence[Admission | None]) -> list[Exception | None]:
         """For each item, None when admitted, else why not; stores what admitted items spend."""
         verdicts: list[Exception | None] = [None] * len(items)
         self.alerts = []
@@ -127,7 +126,7 @@ class Admitter:
 
     def _check_views(
         self,
-        conn: Connection,
+        conn: SQL,
         present: list[tuple[int, Admission]],
         verdicts: list[Exception | None],
     ) -> None:
@@ -141,7 +140,7 @@ class Admitter:
 
     @staticmethod
     def _check_nonces(
-        conn: Connection, present: list[tuple[int, Admission]], verdicts: list[Exception | None]
+        conn: SQL, present: list[tuple[int, Admission]], verdicts: list[Exception | None]
     ) -> None:
         """Store each nonce in one statement; one the table already held is a replay.
 
@@ -169,7 +168,7 @@ class Admitter:
 
     @staticmethod
     def _check_rates(
-        conn: Connection,
+        conn: SQL,
         present: list[tuple[int, Admission]],
         verdicts: list[Exception | None],
         windows: dict[str, _Window],
@@ -197,12 +196,12 @@ class Admitter:
         return alerts
 
     @staticmethod
-    def _store(conn: Connection, admitted: list[Admission]) -> None:
+    def _store(conn: SQL, admitted: list[Admission]) -> None:
         hits = [(gid, a.at) for a in admitted for gid, _ in a.budgets]
         if hits:
             conn.exec_driver_sql(_SQL[conn.dialect.name]["hit"], hits)
 
-    def _prune(self, conn: Connection, now: float, windows: dict[str, _Window]) -> None:
+    def _prune(self, conn: SQL, now: float, windows: dict[str, _Window]) -> None:
         """Now and then, forget nonces past any replay window and hits that left their window.
 
         Hits are pruned per grant as its window is counted, so what a grant no longer used
@@ -221,7 +220,7 @@ class Admitter:
 
 
 def _window(
-    conn: Connection, windows: dict[str, _Window], grant_id: str, limit: RateLimit, now: float
+    conn: SQL, windows: dict[str, _Window], grant_id: str, limit: RateLimit, now: float
 ) -> _Window:
     window = windows.get(grant_id)
     if window is None or window.limit != limit:
@@ -240,7 +239,7 @@ def _spend(ledger: Ledger, admission: Admission) -> Exception | None:
     return ledger.use(admission.at, admission.spending)
 
 
-def _rate_limited(conn: Connection, window: _Window, now: float) -> Exception:
+def _rate_limited(conn: SQL, window: _Window, now: float) -> Exception:
     """429 with the whole seconds until enough hits have left the window for one more."""
     # The hit whose leaving frees a place: the (total - requests + 1)-th oldest in the window.
     index = window.stored + len(window.added) - window.limit.requests

@@ -21,6 +21,7 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from vaultgate.server.storage.driver import SQL
 from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import meta
 
@@ -56,7 +57,7 @@ _SELECT: Final = {
 }
 
 
-def read(conn: Connection) -> int:
+def read(conn: SQL) -> int:
     value = conn.exec_driver_sql(_SELECT[conn.dialect.name], (KEY,)).scalar_one_or_none()
     return int(value) if value is not None else 0
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
+    from vaultgate.server.storage.driver import SQL
 
-def insert(conn: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+
+def insert(conn: SQL, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     """An insert into ``table`` that can take ``on_conflict_do_nothing`` / ``_do_update``."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert

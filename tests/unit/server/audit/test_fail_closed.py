@@ -3,7 +3,6 @@
 import asyncio
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -36,15 +35,16 @@ def _ids(engine: Engine) -> set[str]:
 
 
 class PageCap:
-    """``PRAGMA max_page_count`` on every connection the pool hands out (the limit is per
-    connection), so the writer's next transaction sees the database as full, or not."""
+    """``PRAGMA max_page_count`` at the start of every transaction (the limit is per
+    connection, and the writer keeps its connection across batches), so the writer's next
+    transaction sees the database as full, or not."""
 
     def __init__(self, engine: Engine) -> None:
         self.pages = UNLIMITED
-        sa.event.listen(engine, "checkout", self._apply)
+        sa.event.listen(engine, "begin", self._apply)
 
-    def _apply(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_conn.execute(f"PRAGMA max_page_count = {int(self.pages)}")
+    def _apply(self, conn: sa.Connection) -> None:
+        conn.connection.driver_connection.execute(f"PRAGMA max_page_count = {int(self.pages)}")
 
     def fill_to_current_size(self, engine: Engine) -> None:
         with engine.connect() as conn:
