@@ -73,7 +73,14 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     # opened with `reading()` stay deferred: in WAL mode they never wait for a writer, and
     # taking the write lock for them would queue every read behind the audit trail's commits.
     read_only = conn.get_execution_options().get(READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+    # On the driver's cursor: every transaction begins here, and SQLAlchemy's execution context
+    # for one statement cost more than the statement (storage/driver.py). A failure (the lock
+    # not taken within busy_timeout) still raises SQLAlchemy's error, which callers map to 503.
+    try:
+        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
 
 READ_ONLY = "vaultgate_read_only"

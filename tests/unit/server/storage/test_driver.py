@@ -6,6 +6,7 @@ Each case runs the same statement through SQLAlchemy's ``exec_driver_sql`` and t
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,3 +143,25 @@ def test_on_sqlite_the_writer_keeps_one_connection_across_batches(sqlite_url: st
     assert stored == 20
     assert writer.stats.batches == 20
     assert writer_checkouts == 1
+
+
+def test_a_begin_that_cannot_take_the_lock_raises_sqlalchemys_error(sqlite_url: str) -> None:
+    """The write lock held past busy_timeout: an OperationalError, which the store maps to 503."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    # After the engine's own pragmas: give up on the lock at once instead of after 10 s.
+    sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
+    engine.dispose()
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sa.exc.OperationalError) as caught, engine.begin():
+            pass
+        assert "locked" in str(caught.value.orig)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+    with engine.begin() as conn:  # the lock released, the next transaction begins
+        assert conn.exec_driver_sql("SELECT count(*) FROM meta").scalar_one() >= 0
+    engine.dispose()
