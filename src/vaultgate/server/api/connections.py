@@ -207,6 +207,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
     last answer), so uvicorn's own keep-alive timer is set past it: at its default of 5 s it
     closed connections exactly when httpx's pool (5 s expiry, the official client's) would reuse
     them, and a request sent into that close failed as a network error.
+
+    uvicorn rewrites the client's address from ``X-Forwarded-For`` for the hosts in
+    ``forwarded_allow_ips``, by default loopback. That would let any local process claim any
+    address to an ``ip_allow`` policy, a key's networks and the audit trail; so the proxy
+    headers are read only when ``VAULTGATE_TRUSTED_PROXIES`` names proxies, and only from them.
     """
     protocol = type(
         "GuardedHttpProtocol",
@@ -214,4 +219,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         {"header_timeout": settings.header_timeout, "max_connections": settings.max_connections},
     )
     keep_alive = max(5, math.ceil(settings.header_timeout) + 1)
-    return {"http": protocol, "timeout_keep_alive": keep_alive}
+    proxies = [str(network) for network in settings.trusted_proxies]
+    forwarding = {"proxy_headers": True, "forwarded_allow_ips": proxies} if proxies else {}
+    return {
+        "http": protocol,
+        "timeout_keep_alive": keep_alive,
+        "proxy_headers": False,
+        **forwarding,
+    }
