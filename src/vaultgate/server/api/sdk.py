@@ -264,7 +264,9 @@ async def audit_api_call(request: Request) -> Response:
         latency_ms=latency if isinstance(latency, int) else None,
         details=_report_details(headers, principal),
     )
-    # A replayed report is refused like a replayed use: one capture, one record.
+    # A replayed report is refused like a replayed use: one capture, one record. Its sender
+    # waits in the background, so it may ride in the next use's commit (audit.writer.LINGER):
+    # committed alone, it was the commit the caller's next token call queued behind.
     admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))
-    await rt.audit.record(event, admission)
+    await rt.audit.record(event, admission, linger=True)
     return Response(_ACCEPTED, status_code=202, media_type="application/json")
