@@ -102,7 +102,7 @@ class TaskOutbox(Outbox):
     """``AlterVault``'s backlog: one task per report, kept in a set until it is done."""
 
     def __init__(
-        self, send: Callable[[dict[str, Any], Call], Awaitable[httpx.Response]], limit: int
+        self, send: Callable[[dict[str, Any], Call], Awaitable[httpx.Response | int]], limit: int
     ) -> None:
         super().__init__(limit)
         self._send = send
