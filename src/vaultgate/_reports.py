@@ -3,13 +3,13 @@
 ``request()`` hands its report here and returns the provider's answer at once. The async twin
 sends each report as a task kept in a set (the official client's ``_schedule_audit_log``); the
 blocking twin hands it to one daemon thread through a bounded queue. That thread takes all
-that is queued (up to ``MAX_BATCH``) and sends it as one batch, pipelined on one connection
-(``SyncLane.pipeline``): with many caller threads holding the GIL, one report at a time could
-not keep up (each send and each read waits for the GIL again), and reports were dropped.
-Both drain on close. A
-report is best effort: a failure is logged (once per run of failures, never with a traceback or
-a body) and counted, a full backlog drops the new report and counts it, and nothing here ever
-raises into the caller. A process that exits without closing loses what is still queued.
+that is queued (up to ``MAX_BATCH``) and sends it as one batch, pipelined over a few
+connections (``SyncLane.pipeline``): with many caller threads holding the GIL, one report at a
+time could not keep up (each send and each read waits for the GIL again), and reports were
+dropped. Both drain on close. A report is best effort: a failure is logged (once per run of
+failures, never with a traceback or a body) and counted, a full backlog drops the new report
+and counts it, and nothing here ever raises into the caller. A process that exits without
+closing loses what is still queued.
 """
 
 from __future__ import annotations

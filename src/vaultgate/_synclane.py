@@ -17,9 +17,10 @@ that the server closes in the race between that check and the request is ``Stale
 before any byte of the answer arrived. Only then, and only for a request that is safe to send
 twice, the request is sent once more on a fresh connection (see ``_lane.replay``).
 
-``pipeline`` sends several requests back to back on one connection and then reads their answers
-in order (HTTP/1.1 pipelining, RFC 9112 9.3.2): the report thread's way to keep up with many
-caller threads, one write and a few reads per batch instead of per report (see ``_reports``).
+``pipeline`` writes several requests back to back on each of a few connections and then reads
+their answers in order (HTTP/1.1 pipelining, RFC 9112 9.3.2): the report thread's way to keep up
+with many caller threads, a write and a few reads per connection and batch instead of per
+report (see ``_reports``).
 """
 
 from __future__ import annotations
