@@ -16,8 +16,10 @@ from support import Upstream, run_vault
 from support.audit import events
 from support.injection import Tenant
 from vaultgate import SyncVault
+from vaultgate._protocol import report_status
 from vaultgate.injection.signing import sign_request
 
+PATH = "/sdk/oauth/audit/api-call"
 THREADS = 8
 CALLS = 40
 WAIT = 120.0  # generous: the machine is shared; nothing here measures time
@@ -53,14 +55,43 @@ def test_eight_threads_in_a_loop_lose_no_report_and_none_is_recorded_twice(
     assert all(o["outcome"] == "ok" and o["mode"] == "retrieve" for o in outcomes)
 
 
-def report(tenant: Tenant, grant: str, forwarded_for: str) -> httpx.Response:
-    path = "/sdk/oauth/audit/api-call"
+def signed_report(tenant: Tenant, grant: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"grant_id": grant, "response_status": 200}).encode()
     headers = sign_request(
-        tenant.key, "POST", path, body, now=int(time.time()), nonce=secrets.token_hex(16)
+        tenant.key, "POST", PATH, body, now=int(time.time()), nonce=secrets.token_hex(16)
     )
-    headers |= {"x-api-key": tenant.key, "x-forwarded-for": forwarded_for}
-    return httpx.post(tenant.vault.base_url + path, content=body, headers=headers, trust_env=False)
+    return body, headers | {"x-api-key": tenant.key}
+
+
+def send(tenant: Tenant, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(tenant.vault.base_url + PATH, content=body, headers=headers, trust_env=False)
+
+
+def report(tenant: Tenant, grant: str, forwarded_for: str) -> httpx.Response:
+    body, headers = signed_report(tenant, grant)
+    return send(tenant, body, headers | {"x-forwarded-for": forwarded_for})
+
+
+def test_a_resent_copy_of_a_recorded_report_is_refused_and_counts_as_delivered(
+    tenant: Tenant, origin: Upstream
+) -> None:
+    """What the pipelined sender relies on when a connection ends unanswered: the very same
+    bytes sent again are refused by the vault's replay check, the report is recorded once,
+    and the client reads that refusal of a resent copy as the first copy's success."""
+    grant = tenant.store(
+        {"credential_type": "bearer", "credential": {"token": "canary-reports-Jd73"}},
+        [origin.origin],
+    )
+    body, headers = signed_report(tenant, grant)
+    first, again = send(tenant, body, headers), send(tenant, body, headers)
+    assert first.status_code == 202
+    assert again.status_code == 401
+    assert report_status(again.status_code, again.content, resent=True) == 202
+    assert report_status(again.status_code, again.content, resent=False) == 401
+    outcomes = events(tenant.vault, grant_id=grant, event="grant:outcome")
+    # Recorded once. (A copy that another worker's admission refuses is audited as a denial;
+    # this one the worker's own nonce cache refused before it reached the trail.)
+    assert [o["outcome"] for o in outcomes if o["outcome"] != "denied"] == ["ok"]
 
 
 SPOOFED = pytest.mark.xfail(
