@@ -1,11 +1,11 @@
 """Where a worker's time goes on one hot route: ``python -m bench.profile [--path token]``.
 
 Starts nginx (the upstream) and a one-worker vault as ``make bench`` does, drives the transparent
-proxy (or ``/sdk/token``) with wrk at concurrency 32 (or ``--connections``), and samples the
-worker with py-spy while it runs: first every thread's CPU per request (from /proc), then the
-share of the GIL-holding samples by library and by vaultgate module (``--keep FILE`` saves the
-raw samples). py-spy is a profiler, not a dependency: ``pip install py-spy`` into the venv first
-(it needs ptrace, which root has here).
+proxy (or ``/sdk/token``, or ``report``: the SDK's outcome report) with wrk at concurrency 32
+(or ``--connections``), and samples the worker with py-spy while it runs: first every thread's
+CPU per request (from /proc), then the share of the GIL-holding samples by library and by
+vaultgate module (``--keep FILE`` saves the raw samples). py-spy is a profiler, not a
+dependency: ``pip install py-spy`` into the venv first (it needs ptrace, which root has here).
 """
 
 from __future__ import annotations
@@ -64,13 +64,36 @@ def _thread_names(spy: str, pid: int) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r'Thread (\S+) \(\w+\): "([^"]+)"', dump)}
 
 
+def _signed_route(name: str, grant_id: str, origin: str) -> tuple[str, dict[str, object]]:
+    """The path and body of a signed SDK call: a token fetch, or the report ``request()``
+    sends after it (as ``SyncVault`` and ``AlterVault`` build it for row (e)'s calls)."""
+    if name == "token":
+        request = {"method": "GET", "url": origin + "/"}
+        return "/sdk/token", {"grant_id": grant_id, "reason": "profile", "request": request}
+    return "/sdk/oauth/audit/api-call", {
+        "grant_id": grant_id,
+        "provider_id": "upstream",
+        "token_generation": None,
+        "method": "GET",
+        "url": origin + "/",
+        "request_headers": {"user-agent": "vaultgate-python/0.1", "host": origin[7:]},
+        "request_body": None,
+        "response_status": 200,
+        "response_headers": {"content-type": "application/json", "content-length": "11"},
+        "response_body": "ok",  # no backslash: the wrk script's Lua string would eat it
+        "latency_ms": 1,
+        "reason": "profile",
+        "context": None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--path", choices=("proxy", "token"), default="proxy")
+    parser.add_argument("--path", choices=("proxy", "token", "report"), default="proxy")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--keep", metavar="FILE", help="also save py-spy's raw samples here")
+    parser.add_argument("--keep", type=Path, help="also save py-spy's raw samples here")
     args = parser.parse_args()
     spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
     if spy is None or not shutil.which("wrk"):
@@ -92,25 +115,15 @@ def main() -> None:
                     url, connections=args.connections, seconds=secs, headers=headers
                 )
         else:
-            body: dict[str, object] = {
-                "grant_id": vault.grant_id,
-                "reason": "profile",
-                "request": {"method": "GET", "url": origin + "/"},
-            }
-            script = load.signed_script(
-                "/sdk/token",
-                body,
-                vault.app_key,
-                count=20_000 * (args.seconds + 2),
-                threads=min(2, args.connections),
-            )
+            path, body = _signed_route(args.path, vault.grant_id, origin)
 
             def run(secs: int) -> load.Result:
+                # Fresh nonces for every run: the warm-up's would be refused as replays.
+                script = load.signed_script(
+                    path, body, vault.app_key, count=20_000 * secs, threads=min(2, args.connections)
+                )
                 return load.run_wrk(
-                    vault.base_url + "/sdk/token",
-                    connections=args.connections,
-                    seconds=secs,
-                    script=script,
+                    vault.base_url + path, connections=args.connections, seconds=secs, script=script
                 )
 
         run(2)  # warm: caches, pooled connections
@@ -126,14 +139,17 @@ def main() -> None:
         after, elapsed = _thread_cpu(worker), time.monotonic() - started
         sampler.wait()
         requests = result.rps * elapsed
-        print(f"{args.path} at c={args.connections}: {result.rps:,.0f} req/s, one worker")
+        print(
+            f"{args.path} at c={args.connections}: {result.rps:,.0f} req/s, "
+            f"{result.errors} errors, one worker"
+        )
         total_cpu = sum(after[t] - before.get(t, 0.0) for t in after)
         print(f"worker CPU per request: {total_cpu / requests * 1e6:.0f} us, by thread:")
         for tid in sorted(after, key=lambda t: before.get(t, 0.0) - after[t]):
             spent = after[tid] - before.get(tid, 0.0)
             if spent > 0:
                 print(f"  {names.get(tid, tid):24s} {spent / requests * 1e6:6.0f} us")
-        if args.keep:
+        if args.keep is not None:
             shutil.copyfile(raw, args.keep)
         shares, samples = _shares(raw)
         print(f"GIL-holding samples: {samples}; share by library / vaultgate module:")

@@ -15,7 +15,9 @@ that, as strictly as h11 reads an answer:
   ``Content-Length`` (several must agree), else by the end of the connection; a ``HEAD`` answer,
   a 204 and a 304 have none;
 - the connection is kept only when the answer says nothing against it (HTTP/1.1 without
-  ``Connection: close``), was framed by length or chunks, and nothing followed it.
+  ``Connection: close``), was framed by length or chunks, and nothing followed it; a pipelining
+  reader (``_synclane.SyncLane.pipeline``) passes its own buffer, finds what followed the answer
+  left in it (the next answers' bytes), and reads ``Answer.keep`` instead.
 
 A request is written by hand when its headers are plain (validated as h11 validates them);
 one with its own ``Transfer-Encoding`` or a ``Content-Length`` that does not match its body is
@@ -62,8 +64,9 @@ class Answer:
     reason: bytes
     headers: Headers
     body: bytes
-    reusable: bool
+    reusable: bool  # ``keep``, and no byte followed the answer
     version: bytes = b"HTTP/1.1"
+    keep: bool = False  # the answer lets the connection carry the next one (framed, no close)
 
     def response(self, request: httpx.Request) -> httpx.Response:
         """The answer as httpx's transports hand it over (no framing header added), read:
@@ -129,10 +132,16 @@ def _by_h11(method: str, target: bytes, headers: Headers, body: bytes) -> bytes:
 Reader = Generator[None, bytes, Answer]
 
 
-def read_answer(method: str) -> Reader:
+def read_answer(method: str, buf: bytearray | None = None) -> Reader:
     """A generator: send it each read (``b""`` at the end of the connection); it returns the
-    ``Answer`` (``StopIteration.value``) or raises ``ProtocolError`` or ``Closed``."""
-    buf = bytearray()
+    ``Answer`` (``StopIteration.value``) or raises ``ProtocolError`` or ``Closed``.
+
+    ``buf``: bytes read before (what followed the previous answer on a pipelined connection);
+    the reader reads from it first, appends what it is sent, and leaves in it what follows the
+    answer. The generator may then return at its first ``next()``.
+    """
+    if buf is None:
+        buf = bytearray()
     while True:  # 1xx answers come before the final one
         scan = 0
         while (end := _HEAD_END.search(buf, scan)) is None:
@@ -180,12 +189,12 @@ def read_answer(method: str) -> Reader:
         elif lower == b"content-length":
             lengths.update(part.strip() for part in value.split(b","))
     if method == "HEAD" or status in (204, 304):
-        return Answer(status, reason, headers, b"", keep and not buf, version)
+        return Answer(status, reason, headers, b"", keep and not buf, version, keep)
     if chunked:
         if lengths:
             keep = False  # both framings: chunked wins (RFC 9112 6.3), and the line is closed
         body = yield from _chunked(buf)
-        return Answer(status, reason, headers, body, keep and not buf, version)
+        return Answer(status, reason, headers, body, keep and not buf, version, keep)
     if lengths:
         if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths))):
             raise ProtocolError("the Content-Length is invalid")
@@ -196,7 +205,8 @@ def read_answer(method: str) -> Reader:
                 raise Closed
             buf += data
         body = bytes(buf[:size])
-        return Answer(status, reason, headers, body, keep and len(buf) == size, version)
+        del buf[:size]
+        return Answer(status, reason, headers, body, keep and not buf, version, keep)
     while data := (yield):  # no framing: the body runs to the end of the connection
         buf += data
     return Answer(status, reason, headers, bytes(buf), False, version)

@@ -142,10 +142,21 @@ class VaultLane(httpx.AsyncBaseTransport):
         self._idempotent_replay = idempotent_replay
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer, sent = await self._answered(request)
+        return answer.response(sent)
+
+    async def status(self, request: httpx.Request) -> int:
+        """Only the answer's status, for a caller that reads nothing else (a report): the
+        ``httpx.Response`` is not built. Fails as ``handle_async_request`` fails."""
+        answer, _ = await self._answered(request)
+        return answer.status
+
+    async def _answered(self, request: httpx.Request) -> tuple[Answer, httpx.Request]:
+        """The answer, and the request it answers (``request``, or the one replayed)."""
         timeout = request.extensions.get("timeout", {})
         connection = self._take() or await self._open(request, timeout.get("connect"))
         try:
-            return await self._exchange(connection, request, timeout)
+            return await self._exchange(connection, request, timeout), request
         except Stale:
             again = replay(request, idempotent=self._idempotent_replay)
             if not connection.reused or again is None:
@@ -153,13 +164,13 @@ class VaultLane(httpx.AsyncBaseTransport):
         # Found closed before any byte of the answer: once more, on a new connection.
         connection = await self._open(again, timeout.get("connect"))
         try:
-            return await self._exchange(connection, again, timeout)
+            return await self._exchange(connection, again, timeout), again
         except Stale:
             raise _closed_unanswered(again) from None
 
     async def _exchange(
         self, connection: _Connection, request: httpx.Request, timeouts: dict[str, float | None]
-    ) -> httpx.Response:
+    ) -> Answer:
         try:
             answer = await asyncio.wait_for(connection.exchange(request), timeouts.get("read"))
         except TimeoutError:
@@ -192,7 +203,7 @@ class VaultLane(httpx.AsyncBaseTransport):
             self._idle.append(connection)
         else:
             connection.close()
-        return answer.response(request)
+        return answer
 
     def _take(self) -> _Connection | None:
         while self._idle:

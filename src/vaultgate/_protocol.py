@@ -165,6 +165,24 @@ def _bad_answer(response: httpx.Response, message: str) -> BackendError:
     )
 
 
+def report_status(status: int, body: bytes, *, resent: bool) -> int:
+    """The status an outcome report counts as: the vault's, except for a resent copy.
+
+    A report's copy goes out again only when its connection ended unanswered (see
+    ``SyncLane.pipeline``), so whether the vault got the first copy is unknown. Both carry one
+    nonce, and the vault stores a signed request's nonce only with the record it admits: a
+    replay refusal of the resent copy proves the first one was recorded, so it counts as the
+    first copy's 202 would have.
+    """
+    if not resent or status != 401:
+        return status
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        return status
+    return 202 if isinstance(detail, dict) and detail.get("error") == "replayed_request" else status
+
+
 def token_payload(call: Call) -> dict[str, Any]:
     """The ``/sdk/token`` body (protocol 3.2)."""
     request = {"method": call.method, "url": str(call.full_url())}

@@ -2,10 +2,14 @@
 
 ``request()`` hands its report here and returns the provider's answer at once. The async twin
 sends each report as a task kept in a set (the official client's ``_schedule_audit_log``); the
-blocking twin hands it to one daemon thread through a bounded queue. Both drain on close. A
-report is best effort: a failure is logged (once per run of failures, never with a traceback or
-a body) and counted, a full backlog drops the new report and counts it, and nothing here ever
-raises into the caller. A process that exits without closing loses what is still queued.
+blocking twin hands it to one daemon thread through a bounded queue. That thread takes all
+that is queued (up to ``MAX_BATCH``) and sends it as one batch, pipelined over a few
+connections (``SyncLane.pipeline``): with many caller threads holding the GIL, one report at a
+time could not keep up (each send and each read waits for the GIL again), and reports were
+dropped. Both drain on close. A report is best effort: a failure is logged (once per run of
+failures, never with a traceback or a body) and counted, a full backlog drops the new report
+and counts it, and nothing here ever raises into the caller. A process that exits without
+closing loses what is still queued.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from ._errors import AlterValueError, NetworkError
 logger = logging.getLogger("vaultgate")
 
 DEFAULT_BACKLOG: Final = 1000
+MAX_BATCH: Final = 100  # reports the thread takes at once: the backlog drains a batch at a time
 THREAD_NAME: Final = "vaultgate-reports"
 
 Report = tuple[dict[str, Any], Call]
-Outcome = httpx.Response | NetworkError | BaseException
+# A delivery's result: the vault's answer (or only its status), or why there is none.
+Outcome = httpx.Response | int | NetworkError | BaseException
 
 
 def check_backlog(limit: int) -> int:
@@ -70,7 +76,8 @@ class Outbox(ABC):
 
     def _settle(self, outcome: Outcome) -> None:
         """Count and log one delivery; only the first failure of a run is a warning."""
-        if isinstance(outcome, httpx.Response) and outcome.is_success:
+        status = outcome.status_code if isinstance(outcome, httpx.Response) else outcome
+        if isinstance(status, int) and 200 <= status < 300:
             self._failing = False
             return
         with self._lock:
@@ -84,6 +91,8 @@ def _describe(outcome: Outcome) -> str:
     """What went wrong, by status or exception type only: a body or message may quote secrets."""
     if isinstance(outcome, httpx.Response):
         return f"the vault refused the audit report: HTTP {outcome.status_code}"
+    if isinstance(outcome, int):
+        return f"the vault refused the audit report: HTTP {outcome}"
     # A NetworkError's text names the exception type only (see error_from_httpx).
     reason = str(outcome) if isinstance(outcome, NetworkError) else type(outcome).__name__
     return f"the audit report was not delivered: {reason}"
@@ -93,7 +102,7 @@ class TaskOutbox(Outbox):
     """``AlterVault``'s backlog: one task per report, kept in a set until it is done."""
 
     def __init__(
-        self, send: Callable[[dict[str, Any], Call], Awaitable[httpx.Response]], limit: int
+        self, send: Callable[[dict[str, Any], Call], Awaitable[httpx.Response | int]], limit: int
     ) -> None:
         super().__init__(limit)
         self._send = send
@@ -126,9 +135,13 @@ class TaskOutbox(Outbox):
 
 
 class ThreadOutbox(Outbox):
-    """``SyncVault``'s backlog: a bounded queue emptied by one daemon thread, started lazily."""
+    """``SyncVault``'s backlog: a bounded queue emptied by one daemon thread, started lazily.
 
-    def __init__(self, send: Callable[[dict[str, Any], Call], httpx.Response], limit: int) -> None:
+    ``send`` delivers a batch and tells each report's outcome, in order. The queue holds up to
+    ``limit`` reports besides the batch the thread is sending.
+    """
+
+    def __init__(self, send: Callable[[list[Report]], list[Outcome]], limit: int) -> None:
         super().__init__(limit)
         self._send = send
         self._queue: queue.Queue[Report | None] = queue.Queue(maxsize=self.limit)
@@ -159,22 +172,38 @@ class ThreadOutbox(Outbox):
             return True
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+        stop = False
+        while not stop:
+            batch, stop = self._take()
             try:
-                if item is None:
-                    return
-                self._deliver(*item)
+                if batch:
+                    self._deliver(batch)
             finally:
-                self._queue.task_done()
+                for _ in range(len(batch) + int(stop)):  # the stop mark is an item too
+                    self._queue.task_done()
 
-    def _deliver(self, body: dict[str, Any], call: Call) -> None:
-        outcome: Outcome
+    def _take(self) -> tuple[list[Report], bool]:
+        """What is queued, waiting for the first; True once the stop mark was taken."""
+        item = self._queue.get()
+        batch: list[Report] = []
+        while item is not None:
+            batch.append(item)
+            if len(batch) == MAX_BATCH:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _deliver(self, batch: list[Report]) -> None:
+        outcomes: list[Outcome]
         try:
-            outcome = self._send(body, call)
+            outcomes = self._send(batch)
         except Exception as exc:  # the worker thread must outlive any failure
-            outcome = exc
-        self._settle(outcome)
+            outcomes = [exc] * len(batch)
+        for outcome in outcomes:
+            self._settle(outcome)
 
     def drain(self) -> None:
         """Deliver what is queued, then stop the thread; later reports are dropped."""

@@ -35,9 +35,10 @@ from ._protocol import (
     proxy_payload,
     raise_for_provider,
     raise_for_stream,
+    report_status,
     token_payload,
 )
-from ._reports import DEFAULT_BACKLOG, ThreadOutbox
+from ._reports import DEFAULT_BACKLOG, Outcome, Report, ThreadOutbox
 from ._synclane import SyncLane, SyncLanes
 from ._transport import GRANT_EXTENSION, SyncInjectingTransport
 
@@ -75,7 +76,7 @@ class SyncVault(BaseVault):
             timeout=timeout,
             env=env,
         )
-        self._outbox = ThreadOutbox(self._send_report, max_pending_reports)
+        self._outbox = ThreadOutbox(self._send_reports, max_pending_reports)
         # Small vault calls take the light lane (see _synclane); streams keep httpx's transport.
         self._lane = None if transport else SyncLane(self.base_url)
         self._vault = httpx.Client(**self._vault_options(transport))
@@ -341,5 +342,28 @@ class SyncVault(BaseVault):
         # Raised outside the handler so no httpx exception (holding the request) is chained.
         raise failure
 
-    def _send_report(self, body: dict[str, Any], call: Call) -> httpx.Response:
-        return self._send_vault(AUDIT_PATH, body, call)
+    def _send_reports(self, reports: list[Report]) -> list[Outcome]:
+        """The report thread's batch: pipelined on the light lane, else one by one."""
+        requests = [
+            self._vault_request(
+                self._vault, AUDIT_PATH, body, caller=call.caller, timeout=call.timeout
+            )
+            for body, call in reports
+        ]
+        if self._lane is None:
+            return [self._try_vault(request) for request in requests]
+        outcomes: list[Outcome] = []
+        for sent in self._lane.pipeline(requests):
+            if sent.answer is not None:
+                answer = sent.answer
+                outcomes.append(report_status(answer.status, answer.body, resent=sent.resent))
+            else:
+                assert sent.error is not None
+                outcomes.append(error_from_httpx(sent.error, "vault"))
+        return outcomes
+
+    def _try_vault(self, request: httpx.Request) -> Outcome:
+        try:
+            return self._call_vault(request)
+        except Exception as exc:  # one report's failure is its outcome, not the batch's
+            return exc

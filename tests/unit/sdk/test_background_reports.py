@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +33,13 @@ class HeldVault:
 
     port: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
-    # "accept" answers 204; "refuse" a 500 echoing secrets; "hang_up" closes without an answer.
+    # "accept" answers 204; "refuse" a 500 echoing secrets; "hang_up" closes without an answer;
+    # "cut" records every second report of a connection, then closes it without an answer.
     mode: str = "accept"
     received: int = 0
     answered: int = 0
+    # The vault's replay check: a report's nonce is recorded once; a second copy is refused.
+    nonces: list[str] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -71,6 +75,15 @@ def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _hang_up(self) -> None:
+            """Closed without an answer, lingering: the requests already sent are read first,
+            so the answers already written are not lost to a reset."""
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            while self.rfile.read1(65536):
+                pass
+            self.close_connection = True
+
         def do_GET(self) -> None:
             self._send(200, b'{"ok":true}')
 
@@ -79,10 +92,20 @@ def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
             if self.path == "/sdk/token":
                 self._send(200, json.dumps({"access_token": CANARY, "grant_id": GRANT_ID}).encode())
                 return
+            nonce = self.headers["x-alter-nonce"]
+            if nonce in vault.nonces:
+                refusal = {"detail": {"error": "replayed_request", "message": "seen"}}
+                self._send(401, json.dumps(refusal).encode())
+                return
             vault.record()
+            self.reports = getattr(self, "reports", 0) + 1
+            if vault.mode == "cut" and self.reports % 2 == 0:
+                vault.nonces.append(nonce)  # recorded, and the answer is lost
+                self._hang_up()
+                return
             if not vault.gate.wait(timeout=WAIT):
                 return
-            if vault.mode == "hang_up":
+            if vault.mode == "hang_up":  # failed before recording: a resent copy is new
                 self.close_connection = True
                 return
             vault.answered += 1
@@ -90,6 +113,7 @@ def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
                 echo = json.dumps({"detail": f"bad report from {API_KEY} with {CANARY}"})
                 self._send(500, echo.encode())
                 return
+            vault.nonces.append(nonce)
             self._send(204)
 
     return Handler
@@ -188,6 +212,50 @@ async def test_async_full_backlog_drops_and_counts(
     assert held.received == held.answered == 2
     assert vault.dropped_reports == 3
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+
+
+def test_sync_close_delivers_a_whole_backlog_sent_in_batches(held: HeldVault) -> None:
+    vault = sync_vault(held)
+    for _ in range(60):
+        vault.request("GET", held.provider, grant_id=GRANT_ID)
+    held.wait_received(1)  # the thread holds a batch: the others queue behind it
+    closing = threading.Thread(target=vault.close)
+    closing.start()
+    held.gate.set()
+    closing.join(WAIT)
+    assert not closing.is_alive()
+    assert held.answered == len(held.nonces) == len(set(held.nonces)) == 60
+    assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
+
+
+def test_sync_reports_cut_off_mid_pipeline_are_resent_and_recorded_once(held: HeldVault) -> None:
+    """The vault records every second report of a connection and then closes it unanswered:
+    the client cannot know it was recorded, sends the same signed copy again, and the vault's
+    replay refusal of that copy proves the first landed. None is lost, none is doubled."""
+    held.mode = "cut"
+    held.gate.set()
+    with sync_vault(held) as vault:
+        for _ in range(40):
+            vault.request("GET", held.provider, grant_id=GRANT_ID)
+    assert len(held.nonces) == len(set(held.nonces)) == 40
+    assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
+
+
+def test_sync_many_threads_lose_no_report(held: HeldVault) -> None:
+    held.gate.set()
+    with sync_vault(held) as vault:
+
+        def calls() -> None:
+            for _ in range(25):
+                vault.request("GET", held.provider, grant_id=GRANT_ID)
+
+        threads = [threading.Thread(target=calls) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT * 10)
+    assert len(held.nonces) == len(set(held.nonces)) == 200
+    assert (vault.failed_reports, vault.dropped_reports) == (0, 0)
 
 
 def test_sync_full_backlog_drops_and_counts(

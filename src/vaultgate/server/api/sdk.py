@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from vaultgate.server.api.deps import client_ip, request_ip, runtime
+from vaultgate.server.api.deps import client_ip, runtime
 from vaultgate.server.api.held import held_response
 from vaultgate.server.api.sdk_addressing import grant_id_of
 from vaultgate.server.audit.context import HEADER as CONTEXT_HEADER
@@ -226,6 +226,9 @@ def _report_details(headers: dict[str, str], principal: Principal) -> dict[str, 
     return {"reported_by": "sdk", **(use_details(principal, context) or {})}
 
 
+_ACCEPTED = b'{"ok":true}'
+
+
 @router.post("/oauth/audit/api-call")
 async def audit_api_call(request: Request) -> Response:
     """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
@@ -245,7 +248,12 @@ async def audit_api_call(request: Request) -> Response:
         app_id=principal.app_id,
         key_id=principal.key_id,
         caller=headers.get("x-alter-caller"),
-        source_ip=request_ip(request),
+        # From the header map already decoded: Starlette's request.headers decodes them again.
+        source_ip=client_ip(
+            request.scope.get("client"),
+            headers.get("x-forwarded-for"),
+            rt.settings.trusted_proxies,
+        ),
         grant_id=grant.grant_id,
         secret_id=grant.secret_id,
         method=str(data.get("method") or "")[:16] or None,
@@ -256,7 +264,9 @@ async def audit_api_call(request: Request) -> Response:
         latency_ms=latency if isinstance(latency, int) else None,
         details=_report_details(headers, principal),
     )
-    # A replayed report is refused like a replayed use: one capture, one record.
+    # A replayed report is refused like a replayed use: one capture, one record. Its sender
+    # waits in the background, so it may ride in the next use's commit (audit.writer.LINGER):
+    # committed alone, it was the commit the caller's next token call queued behind.
     admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))
-    await rt.audit.record(event, admission)
-    return _json({"ok": True}, status=202)
+    await rt.audit.record(event, admission, linger=True)
+    return Response(_ACCEPTED, status_code=202, media_type="application/json")

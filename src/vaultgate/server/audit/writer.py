@@ -47,7 +47,9 @@ _MAX_BACKOFF: Final = 5.0
 # outcome is queued as its answer goes out, just before the caller's next request: written at
 # once, its commit is what that next use record queues behind, so one caller in a loop paid two
 # fsyncs a request. Held this long, the outcome rides in the next use's commit instead (the
-# idea of PostgreSQL's commit_delay), and a vault that is idle writes it this much later.
+# idea of PostgreSQL's commit_delay), and a vault that is idle writes it this much later. An
+# SDK's outcome report is waited for (its admission can refuse it) but by a background sender,
+# not a caller: it lingers the same way (``record(..., linger=True)``).
 LINGER: Final = 0.005
 
 
@@ -64,6 +66,7 @@ class _Pending:
     admission: Admission | None = None  # checked in the batch's transaction (fleet.admission)
     refusal: Exception | None = None  # why the admission refused it (the batch committed)
     queued_at: float = 0.0  # time.monotonic() when queued, for `LINGER`
+    lingers: bool = False  # may wait for a use's commit, though somebody waits (`LINGER`)
 
 
 @dataclass(slots=True)
@@ -198,17 +201,21 @@ class AuditWriter:
 
     # -- callers ---------------------------------------------------------------------------
 
-    async def record(self, event: AuditEvent, admission: Admission | None = None) -> None:
+    async def record(
+        self, event: AuditEvent, admission: Admission | None = None, *, linger: bool = False
+    ) -> None:
         """Return once ``event`` is committed; raise ``Unavailable`` (503) when it cannot be.
 
         With an ``admission``, also raise what its checks refused (a replay, a rate limit, a
         stale view); the refusal is recorded instead of ``event`` (see fleet.admission).
+        ``linger``: nobody's request waits for this answer (an SDK's background report), so
+        the event may wait up to ``LINGER`` to share the next use's commit.
         """
         if admission is not None and self._admitter is None:
             raise RuntimeError("this AuditWriter was built without an admitter")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._enqueue(_Pending(event, future, loop, admission))
+        self._enqueue(_Pending(event, future, loop, admission, lingers=linger))
         # A bare timer rather than asyncio.timeout(): same outcome, a fraction of the cost on a
         # path every request takes. The writer skips a future that has already failed.
         timer = loop.call_later(self._timeout, _expire, future, self._timeout)
@@ -250,7 +257,7 @@ class AuditWriter:
                 raise RuntimeError("AuditWriter.start() has not been called")
             if self._state != "running":
                 raise audit_unavailable()
-            if pending.future is None:
+            if pending.future is None or pending.lingers:
                 pending.queued_at = time.monotonic()
             else:
                 self._waited_for += 1
@@ -290,7 +297,7 @@ class AuditWriter:
                     self._cond.wait(hold)
                     continue
                 batch = self._take(self._fresh, self._max_batch)
-                self._waited_for -= sum(p.future is not None for p in batch)
+                self._waited_for -= sum(p.future is not None and not p.lingers for p in batch)
                 if due:
                     batch += self._take(self._retry, self._max_batch - len(batch))
                 if batch:
@@ -301,7 +308,8 @@ class AuditWriter:
                 self._cond.wait(wait)
 
     def _lingering(self) -> float:
-        """How much longer a queue of events nobody waits for should wait for one (`LINGER`)."""
+        """How much longer a queue of events no request waits for should wait for one
+        (`LINGER`)."""
         fresh = self._fresh
         if not fresh or self._waited_for or len(fresh) >= self._max_batch:
             return 0.0

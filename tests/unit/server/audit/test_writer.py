@@ -135,6 +135,48 @@ async def test_an_outcome_waits_for_the_next_use_and_commits_with_it(
     assert verify_chain(engine, audit_key).ok
 
 
+async def test_a_lingering_record_waits_for_the_next_use_and_commits_with_it(
+    engine: Engine, audit_key: bytes
+) -> None:
+    """An SDK's outcome report: waited for (its admission may refuse it), but in the background,
+    so it rides in the next use's commit like a submitted outcome."""
+    writer = AuditWriter(engine, audit_key, linger=3600)
+    writer.start()
+    try:
+        writer.record_sync(_event(-1))
+        before = writer.stats.batches
+        report, use = _event(0, GRANT_OUTCOME), _event(1)
+        reported = asyncio.create_task(writer.record(report, linger=True))
+        await asyncio.sleep(0)  # the report is queued first
+        # Held, not taken: only a use somebody waits for ends the wait (read here directly:
+        # whether the thread would have taken the report alone is otherwise a race to time).
+        assert writer._lingering() > 0
+        await writer.record(use)
+        await reported
+        assert writer.stats.batches == before + 1  # one commit for both, not two
+        assert [id_ for _, id_ in _stored(engine)][-2:] == [report.id, use.id]
+    finally:
+        writer.stop()
+
+
+async def test_a_lingering_record_alone_is_still_written_and_awaited(
+    engine: Engine, audit_key: bytes
+) -> None:
+    writer = AuditWriter(engine, audit_key, linger=0.01)
+    writer.start()
+    try:
+        report = _event(0, GRANT_OUTCOME)
+        await writer.record(report, linger=True)
+        assert [id_ for _, id_ in _stored(engine)] == [report.id]
+        # A record that is waited for and does not linger still ends any linger at once.
+        held = _event(1, GRANT_OUTCOME)
+        writer.submit(held)
+        await writer.record(_event(2))
+        assert len(_stored(engine)) == 3
+    finally:
+        writer.stop()
+
+
 def test_a_lingering_outcome_is_written_on_its_own_and_at_stop(
     engine: Engine, audit_key: bytes
 ) -> None:
