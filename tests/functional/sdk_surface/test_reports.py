@@ -94,16 +94,9 @@ def test_a_resent_copy_of_a_recorded_report_is_refused_and_counts_as_delivered(
     assert [o["outcome"] for o in outcomes if o["outcome"] != "denied"] == ["ok"]
 
 
-SPOOFED = pytest.mark.xfail(
-    strict=True,
-    reason="found, not fixed here: uvicorn's proxy_headers (on by default, forwarded_allow_ips "
-    "127.0.0.1) rewrites the peer from X-Forwarded-For before VAULTGATE_TRUSTED_PROXIES is read",
-)
-
-
 @pytest.mark.parametrize(
     ("trusted", "recorded"),
-    [(True, "198.51.100.7"), pytest.param(False, "127.0.0.1", marks=SPOOFED)],
+    [(True, "198.51.100.7"), (False, "127.0.0.1")],
 )
 def test_a_report_records_the_client_behind_a_trusted_proxy_and_ignores_a_spoofed_one(
     tmp_path: Path, origin: Upstream, trusted: bool, recorded: str
