@@ -27,6 +27,7 @@ from vaultgate.server.egress.pipeline import Pipeline
 from vaultgate.server.fleet.admission import Admitter
 from vaultgate.server.fleet.changes import Changes
 from vaultgate.server.fleet.heartbeat import Heartbeat, node_id
+from vaultgate.server.fleet.memory import Trimmer, glibc_trim
 from vaultgate.server.keys_at_rest import NodeKeys, check_against_database, load_keyring
 from vaultgate.server.oauth import OAuthTokens, TokenStore
 from vaultgate.server.oauth.client import request_token
@@ -151,7 +152,12 @@ class Runtime:
                 if settings.otlp_endpoint
                 else None
             ),
-            heartbeat=Heartbeat(engine, node_id(settings.node_name), secrets.keys.refresh),
+            heartbeat=Heartbeat(
+                engine,
+                node_id(settings.node_name),
+                secrets.keys.refresh,
+                after_beat=Trimmer(glibc_trim()).after_beat,
+            ),
             pricing=pricing,
         )
 

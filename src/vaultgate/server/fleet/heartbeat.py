@@ -90,8 +90,11 @@ class Heartbeat:
         node: str,
         refresh: Callable[[str | None], Sequence[str]],
         clock: Callable[[], float] = time.time,
+        after_beat: Callable[[], object] | None = None,
     ) -> None:
         self.node = node
+        # Work for a thread that wakes every second anyway (fleet.memory's Trimmer).
+        self._after_beat = after_beat
         self._engine = engine
         self._refresh = refresh
         self._clock = clock
@@ -131,3 +134,5 @@ class Heartbeat:
                 # The database is away: this node ages out of the live set, which only makes a
                 # re-wrap wait; its requests fail closed on their own meanwhile.
                 log.debug("heartbeat not written: %s", type(exc).__name__)
+            if self._after_beat is not None:
+                self._after_beat()
