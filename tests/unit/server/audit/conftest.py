@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from vaultgate.server.audit.writer import AuditWriter
-from vaultgate.server.storage.engine import create_engine, migrate
 
 AUDIT_KEY = b"audit-key-for-tests-0123456789ab"
 
@@ -16,14 +15,6 @@ AUDIT_KEY = b"audit-key-for-tests-0123456789ab"
 @pytest.fixture
 def audit_key() -> bytes:
     return AUDIT_KEY
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = create_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -16,16 +14,8 @@ from vaultgate.server.portal.throttle import (
     LoginThrottle,
     VerifySlots,
 )
-from vaultgate.server.storage.engine import create_engine, migrate
+from vaultgate.server.storage.engine import create_engine
 from vaultgate.server.storage.tables import login_throttle
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = create_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_the_window_opens_at_the_first_attempt_and_then_starts_over(engine: Engine) -> None:

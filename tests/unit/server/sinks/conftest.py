@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -12,18 +11,9 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.crypto import Barrier, Keyring, MasterKey
 from vaultgate.server.sinks import SinkStore
-from vaultgate.server.storage.engine import create_engine, migrate
 
 AUDIT_KEY = b"audit-key-for-tests-0123456789ab"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = create_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -23,14 +23,6 @@ CANARY = "canary-driver-param-7Qx"
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = create_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
 def conn(engine: Engine) -> Iterator[Connection]:
     with engine.begin() as connection:
         yield connection
