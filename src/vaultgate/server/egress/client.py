@@ -60,7 +60,24 @@ HOP_BY_HOP: Final = frozenset(
 )
 # aiohttp would otherwise add these; a proxy must not invent an Accept-Encoding the caller never
 # sent (with decompression off the caller would get a body it cannot read) or a User-Agent.
-_SKIP_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_SKIP_AUTO_HEADERS: Final = CIMultiDict(
+    (name, None) for name in ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+)
+
+
+class _ForwardedRequest(aiohttp.ClientRequest):
+    """A request that carries the caller's headers and none that aiohttp would add.
+
+    Given ``skip_auto_headers``, aiohttp builds a sorted multidict of them and copies the
+    request's headers for every request (about 5% of a proxied request's CPU); skipping every
+    header it would add, a forwarded request only needs the one set, built once above (aiohttp
+    reads it, never changes it).
+    """
+
+    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
+        self._skip_auto_headers = _SKIP_AUTO_HEADERS
+
+
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FORBIDDEN_VALUE_CHARS: Final = frozenset("\r\n\x00")
 # A fixed body larger than this goes out in slices under its own Content-Length: aiohttp warns
@@ -243,6 +260,7 @@ class UpstreamClient:
             socket_factory=upstream_socket,
         )
         self._session = aiohttp.ClientSession(
+            request_class=_ForwardedRequest,
             connector=connector,
             trust_env=False,  # no HTTP(S)_PROXY or .netrc from the environment
             auto_decompress=False,
@@ -321,7 +339,6 @@ class UpstreamClient:
                         data=data,
                         allow_redirects=False,
                         timeout=timeout.to_aiohttp(),
-                        skip_auto_headers=_SKIP_AUTO_HEADERS,
                     )
                 if sp is not None:
                     sp.set_attribute("http.response.status_code", raw.status)
