@@ -28,6 +28,7 @@ from ._models import (
 )
 from ._protocol import (
     AUDIT_PATH,
+    BATCH_PATH,
     PROXY_PATH,
     TOKEN_PATH,
     USER_AGENT,
@@ -38,7 +39,7 @@ from ._protocol import (
     raise_for_stream,
     token_payload,
 )
-from ._reports import DEFAULT_BACKLOG, TaskOutbox
+from ._reports import DEFAULT_BACKLOG, Outcome, Report, TaskOutbox
 from ._transport import GRANT_EXTENSION, InjectingTransport
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ class AlterVault(BaseVault):
             timeout=timeout,
             env=env,
         )
-        self._outbox = TaskOutbox(self._send_report, max_pending_reports)
+        self._outbox = TaskOutbox(self._send_reports, max_pending_reports)
         # Small vault calls take the light lane (see _lane); streams keep httpx's own transport.
         self._lane = None if transport else VaultLane(self.base_url)
         self._vault = httpx.AsyncClient(**self._vault_options(transport or self._lane))
@@ -346,6 +347,40 @@ class AlterVault(BaseVault):
         except httpx.TransportError as exc:
             failure = error_from_httpx(exc, where)
         # Raised outside the handler so no httpx exception (holding the request) is chained.
+        raise failure
+
+    async def _send_reports(self, reports: list[Report]) -> list[Outcome]:
+        """A sender's reports: batched where they can be (see _reports), the rest alone."""
+        outbox, delivery = self._outbox, self._outbox.round(reports)
+        for batch in delivery.batches:
+            payload, call = delivery.payload(batch)
+            request = self._vault_request(
+                self._vault, BATCH_PATH, payload, caller=call.caller, timeout=call.timeout
+            )
+            try:
+                status, body = await self._answer(request)
+            except Exception as exc:  # every report of the batch shares the failure
+                delivery.failed(batch, exc)
+            else:
+                outbox.absorb(delivery, batch, status, body)
+        singles = await asyncio.gather(
+            *(self._send_report(*reports[i]) for i in delivery.singles), return_exceptions=True
+        )
+        for index, outcome in zip(delivery.singles, singles, strict=True):
+            delivery.outcomes[index] = outcome
+        return delivery.outcomes
+
+    async def _answer(self, request: httpx.Request) -> tuple[int, bytes]:
+        if self._lane is None:
+            response = await self._send(self._vault, request, "vault")
+            return response.status_code, response.content
+        failure: NetworkError | None = None
+        try:
+            answer = await self._lane.answer(request)
+        except httpx.TransportError as exc:
+            failure = error_from_httpx(exc, "vault")
+        else:
+            return answer.status, answer.body
         raise failure
 
     async def _send_report(self, body: dict[str, Any], call: Call) -> httpx.Response | int:

@@ -151,6 +151,11 @@ class VaultLane(httpx.AsyncBaseTransport):
         answer, _ = await self._answered(request)
         return answer.status
 
+    async def answer(self, request: httpx.Request) -> Answer:
+        """Status and body only (a batch of reports). Fails as ``handle_async_request``."""
+        answer, _ = await self._answered(request)
+        return answer
+
     async def _answered(self, request: httpx.Request) -> tuple[Answer, httpx.Request]:
         """The answer, and the request it answers (``request``, or the one replayed)."""
         timeout = request.extensions.get("timeout", {})

@@ -35,6 +35,7 @@ USER_AGENT: Final = "vaultgate-python/0.1"
 TOKEN_PATH: Final = "/sdk/token"
 PROXY_PATH: Final = "/sdk/proxy"
 AUDIT_PATH: Final = "/sdk/oauth/audit/api-call"
+BATCH_PATH: Final = "/sdk/oauth/audit/api-calls"  # vaultgate's own: several reports at once
 
 _B64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _PUBLIC_FIELDS: Final = frozenset({"region", "service"})

@@ -1,25 +1,35 @@
 """Outcome reports off the caller's critical path: a bounded backlog sent in the background.
 
-``request()`` hands its report here and returns the provider's answer at once. The async twin
-sends each report as a task kept in a set (the official client's ``_schedule_audit_log``); the
-blocking twin hands it to one daemon thread through a bounded queue. That thread takes all
-that is queued (up to ``MAX_BATCH``) and sends it as one batch, pipelined over a few
-connections (``SyncLane.pipeline``): with many caller threads holding the GIL, one report at a
-time could not keep up (each send and each read waits for the GIL again), and reports were
-dropped. Both drain on close. A report is best effort: a failure is logged (once per run of
-failures, never with a traceback or a body) and counted, a full backlog drops the new report
-and counts it, and nothing here ever raises into the caller. A process that exits without
-closing loses what is still queued.
+``request()`` hands its report here and returns the provider's answer at once. What queues up
+while earlier reports are in flight goes out together: several reports of one caller in one
+signed request to ``/sdk/oauth/audit/api-calls`` (``BATCH_PATH``, up to ``MAX_BATCH``), where
+the vault records each as its own event, all or none. For the vault, one request per report
+cost about as much as the token call itself, so a whole ``request()`` ran at a third of the
+token route's rate; a batch pays for authentication, the nonce and the commit once. A lone
+report goes alone to ``/sdk/oauth/audit/api-call``, the official client's route; so do the
+reports of a batch the vault refused as a batch (one report at fault: the others are still
+recorded), and every report once the vault turned out not to know the batch route.
+
+The async twin sends from up to ``SENDERS`` tasks kept in a set (the official client keeps
+its ``_schedule_audit_log`` tasks so); the blocking twin from one daemon thread fed through a
+bounded queue, pipelining what it sends over a few connections (``SyncLane.pipeline``). Both
+drain on close. A report is best effort: a failure is logged (once per run of failures, never
+with a traceback or a body) and counted, a full backlog drops the new report and counts it,
+and nothing here ever raises into the caller. A process that exits without closing loses what
+is still queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
 import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import httpx
@@ -30,12 +40,73 @@ from ._errors import AlterValueError, NetworkError
 logger = logging.getLogger("vaultgate")
 
 DEFAULT_BACKLOG: Final = 1000
-MAX_BATCH: Final = 100  # reports the thread takes at once: the backlog drains a batch at a time
+MAX_BATCH: Final = 100  # reports taken at once (the vault's limit per batch request)
+SENDERS: Final = 2  # the async twin's batches in flight at once
 THREAD_NAME: Final = "vaultgate-reports"
 
 Report = tuple[dict[str, Any], Call]
 # A delivery's result: the vault's answer (or only its status), or why there is none.
 Outcome = httpx.Response | int | NetworkError | BaseException
+
+
+class Verdict(enum.Enum):
+    """What the vault's answer to a batch means for the reports in it."""
+
+    DELIVERED = "delivered"
+    SINGLY = "singly"  # refused as a batch (one report at fault): send each alone
+    UNSUPPORTED = "unsupported"  # the vault has no batch route: send each alone, from now on
+    FAILED = "failed"  # every report shares the answer as its outcome
+
+
+def verdict(status: int, body: bytes) -> Verdict:
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    code = detail.get("error") if isinstance(detail, dict) else None
+    if status in (404, 405, 501) and code != "grant_not_found":
+        return Verdict.UNSUPPORTED  # a vault (or the Alter service) that predates the route
+    if status in (400, 404, 422):
+        return Verdict.SINGLY
+    return Verdict.FAILED
+
+
+class Round:
+    """One delivery of reports: which share a batch request, and what each report came to.
+
+    A batch holds reports of one caller and one timeout: the caller is a signed header and
+    the timeout belongs to the request. ``singles`` are sent alone.
+    """
+
+    def __init__(self, reports: Sequence[Report], *, batching: bool) -> None:
+        self.reports = reports
+        self.outcomes: list[Outcome] = [0] * len(reports)
+        by_sender: dict[tuple[str | None, float | None], list[int]] = {}
+        for index, (_, call) in enumerate(reports):
+            by_sender.setdefault((call.caller, call.timeout), []).append(index)
+        groups = list(by_sender.values())
+        self.batches = [g for g in groups if batching and len(g) > 1]
+        self.singles = [i for g in groups if not (batching and len(g) > 1) for i in g]
+
+    def payload(self, batch: list[int]) -> tuple[dict[str, Any], Call]:
+        """The batch request's body, and a call of the batch (its caller and timeout)."""
+        return {"reports": [self.reports[i][0] for i in batch]}, self.reports[batch[0]][1]
+
+    def answered(self, batch: list[int], status: int, body: bytes) -> Verdict:
+        """Take the vault's answer to ``batch``; its reports go alone unless it settled them."""
+        result = verdict(status, body)
+        if result in (Verdict.SINGLY, Verdict.UNSUPPORTED):
+            self.singles.extend(batch)
+        else:
+            for index in batch:
+                self.outcomes[index] = status
+        return result
+
+    def failed(self, batch: list[int], error: NetworkError | BaseException) -> None:
+        for index in batch:
+            self.outcomes[index] = error
 
 
 def check_backlog(limit: int) -> int:
@@ -53,6 +124,15 @@ class Outbox(ABC):
         self.failed = 0
         self._lock = threading.Lock()
         self._failing = False
+        self.batching = True  # until the vault answers that it has no batch route
+
+    def round(self, reports: Sequence[Report]) -> Round:
+        return Round(reports, batching=self.batching)
+
+    def absorb(self, batch_round: Round, batch: list[int], status: int, body: bytes) -> None:
+        """``Round.answered``, remembering a vault without the batch route."""
+        if batch_round.answered(batch, status, body) is Verdict.UNSUPPORTED:
+            self.batching = False
 
     @property
     @abstractmethod
@@ -99,34 +179,50 @@ def _describe(outcome: Outcome) -> str:
 
 
 class TaskOutbox(Outbox):
-    """``AlterVault``'s backlog: one task per report, kept in a set until it is done."""
+    """``AlterVault``'s backlog: reports queue while up to ``SENDERS`` batches are in flight.
+
+    ``send`` delivers a batch (a ``Round``'s worth) and tells each report's outcome, in order.
+    A sender task takes what is queued (up to ``MAX_BATCH``) as long as anything is; at
+    concurrency 1 each report therefore goes out at once, alone, behind the next call.
+    """
 
     def __init__(
-        self, send: Callable[[dict[str, Any], Call], Awaitable[httpx.Response | int]], limit: int
+        self, send: Callable[[list[Report]], Awaitable[list[Outcome]]], limit: int
     ) -> None:
         super().__init__(limit)
         self._send = send
+        self._queued: deque[Report] = deque()
+        self._sending = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        return len(self._queued) + self._sending
 
     def put(self, body: dict[str, Any], call: Call) -> None:
-        if len(self._tasks) >= self.limit:
+        if self.pending >= self.limit:
             self._drop()
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(body, call))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._queued.append((body, call))
+        if len(self._tasks) < SENDERS:
+            task = asyncio.get_running_loop().create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, body: dict[str, Any], call: Call) -> None:
-        outcome: Outcome
-        try:
-            outcome = await self._send(body, call)
-        except Exception as exc:  # a background report must never raise
-            outcome = exc
-        self._settle(outcome)
+    async def _run(self) -> None:
+        queued = self._queued
+        while queued:
+            batch = [queued.popleft() for _ in range(min(len(queued), MAX_BATCH))]
+            self._sending += len(batch)
+            outcomes: list[Outcome]
+            try:
+                outcomes = await self._send(batch)
+            except Exception as exc:  # a background report must never raise
+                outcomes = [exc] * len(batch)
+            finally:
+                self._sending -= len(batch)
+            for outcome in outcomes:
+                self._settle(outcome)
 
     async def drain(self) -> None:
         """Wait for every pending report, including any scheduled while waiting."""

@@ -27,6 +27,7 @@ from ._models import (
 )
 from ._protocol import (
     AUDIT_PATH,
+    BATCH_PATH,
     PROXY_PATH,
     TOKEN_PATH,
     USER_AGENT,
@@ -343,27 +344,51 @@ class SyncVault(BaseVault):
         raise failure
 
     def _send_reports(self, reports: list[Report]) -> list[Outcome]:
-        """The report thread's batch: pipelined on the light lane, else one by one."""
-        requests = [
-            self._vault_request(
-                self._vault, AUDIT_PATH, body, caller=call.caller, timeout=call.timeout
-            )
-            for body, call in reports
-        ]
-        if self._lane is None:
-            return [self._try_vault(request) for request in requests]
-        outcomes: list[Outcome] = []
+        """The report thread's batch: its reports batched where they can be (see _reports),
+        the requests pipelined on the light lane, else sent one by one."""
+        outbox, delivery = self._outbox, self._outbox.round(reports)
+        batches, singles = delivery.batches, delivery.singles
+        delivery.singles = []
+        requests = [self._report_request(BATCH_PATH, *delivery.payload(b)) for b in batches]
+        requests += [self._report_request(AUDIT_PATH, *reports[i]) for i in singles]
+        answers = self._send_all(requests)
+        for batch, answer in zip(batches, answers, strict=False):
+            if isinstance(answer, BaseException):
+                delivery.failed(batch, answer)
+            else:
+                outbox.absorb(delivery, batch, *answer)
+        for index, answer in zip(singles, answers[len(batches) :], strict=True):
+            delivery.outcomes[index] = answer if isinstance(answer, BaseException) else answer[0]
+        # What the vault refused as a batch goes again, each report alone.
+        again = [self._report_request(AUDIT_PATH, *reports[i]) for i in delivery.singles]
+        for index, answer in zip(delivery.singles, self._send_all(again), strict=True):
+            delivery.outcomes[index] = answer if isinstance(answer, BaseException) else answer[0]
+        return delivery.outcomes
+
+    def _report_request(self, path: str, body: dict[str, Any], call: Call) -> httpx.Request:
+        return self._vault_request(
+            self._vault, path, body, caller=call.caller, timeout=call.timeout
+        )
+
+    def _send_all(self, requests: list[httpx.Request]) -> list[tuple[int, bytes] | BaseException]:
+        """Each request's status and body (a resent report's replay refusal counted as
+        delivered: ``report_status``), or why it has none."""
+        if self._lane is None or not requests:
+            return [self._try_answer(request) for request in requests]
+        outcomes: list[tuple[int, bytes] | BaseException] = []
         for sent in self._lane.pipeline(requests):
             if sent.answer is not None:
                 answer = sent.answer
-                outcomes.append(report_status(answer.status, answer.body, resent=sent.resent))
+                status = report_status(answer.status, answer.body, resent=sent.resent)
+                outcomes.append((status, answer.body))
             else:
                 assert sent.error is not None
                 outcomes.append(error_from_httpx(sent.error, "vault"))
         return outcomes
 
-    def _try_vault(self, request: httpx.Request) -> Outcome:
+    def _try_answer(self, request: httpx.Request) -> tuple[int, bytes] | BaseException:
         try:
-            return self._call_vault(request)
+            response = self._send(self._vault, request, "vault")
         except Exception as exc:  # one report's failure is its outcome, not the batch's
             return exc
+        return response.status_code, response.content

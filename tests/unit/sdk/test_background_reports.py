@@ -36,10 +36,15 @@ class HeldVault:
     # "accept" answers 204; "refuse" a 500 echoing secrets; "hang_up" closes without an answer;
     # "cut" records every second report of a connection, then closes it without an answer.
     mode: str = "accept"
-    received: int = 0
+    received: int = 0  # reports, counted in each batch
     answered: int = 0
+    batches: int = 0  # batch requests accepted
+    # The batch route: "accept"; "missing" (a vault without it: 404); "refuse" (422).
+    batch_route: str = "accept"
+    batch_refusals: int = 0
     # The vault's replay check: a report's nonce is recorded once; a second copy is refused.
-    nonces: list[str] = field(default_factory=list)
+    nonces: list[str] = field(default_factory=list)  # of the requests recorded
+    recorded: int = 0  # reports recorded
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -55,9 +60,14 @@ class HeldVault:
             if not self.arrived.wait_for(lambda: self.received >= count, timeout=WAIT):
                 raise AssertionError(f"{count} reports expected, {self.received} arrived")
 
-    def record(self) -> None:
+    def wait_answered(self, count: int) -> None:
         with self.arrived:
-            self.received += 1
+            if not self.arrived.wait_for(lambda: self.answered >= count, timeout=WAIT):
+                raise AssertionError(f"{count} answers expected, {self.answered} sent")
+
+    def record(self, count: int) -> None:
+        with self.arrived:
+            self.received += count
             self.arrived.notify_all()
 
 
@@ -88,19 +98,28 @@ def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
             self._send(200, b'{"ok":true}')
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length") or 0))
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
             if self.path == "/sdk/token":
                 self._send(200, json.dumps({"access_token": CANARY, "grant_id": GRANT_ID}).encode())
+                return
+            if self.path.endswith("-calls") and vault.batch_route != "accept":
+                vault.batch_refusals += 1
+                status, code = (404, "not_found") if vault.batch_route == "missing" else (422, "x")
+                self._send(status, json.dumps({"detail": {"error": code}}).encode())
                 return
             nonce = self.headers["x-alter-nonce"]
             if nonce in vault.nonces:
                 refusal = {"detail": {"error": "replayed_request", "message": "seen"}}
                 self._send(401, json.dumps(refusal).encode())
                 return
-            vault.record()
+            # A batch (``/sdk/oauth/audit/api-calls``) carries several reports, one nonce.
+            count = len(json.loads(body)["reports"]) if self.path.endswith("-calls") else 1
+            vault.batches += int(self.path.endswith("-calls"))
+            vault.record(count)
             self.reports = getattr(self, "reports", 0) + 1
             if vault.mode == "cut" and self.reports % 2 == 0:
                 vault.nonces.append(nonce)  # recorded, and the answer is lost
+                vault.recorded += count
                 self._hang_up()
                 return
             if not vault.gate.wait(timeout=WAIT):
@@ -108,12 +127,15 @@ def _handler(vault: HeldVault) -> type[BaseHTTPRequestHandler]:
             if vault.mode == "hang_up":  # failed before recording: a resent copy is new
                 self.close_connection = True
                 return
-            vault.answered += 1
+            with vault.arrived:
+                vault.answered += count
+                vault.arrived.notify_all()
             if vault.mode == "refuse":
                 echo = json.dumps({"detail": f"bad report from {API_KEY} with {CANARY}"})
                 self._send(500, echo.encode())
                 return
             vault.nonces.append(nonce)
+            vault.recorded += count
             self._send(204)
 
     return Handler
@@ -173,15 +195,18 @@ def test_sync_request_returns_while_its_report_is_held(held: HeldVault) -> None:
 
 async def test_async_close_delivers_the_reports_still_held(held: HeldVault) -> None:
     vault = async_vault(held)
-    for _ in range(3):
+    for _ in range(5):
         await vault.request("GET", held.provider, grant_id=GRANT_ID)
-    await asyncio.to_thread(held.wait_received, 3)
+    # Two senders each hold a report at the vault; the other three queue behind them.
+    await asyncio.to_thread(held.wait_received, 2)
+    assert vault.pending_reports == 5
     closing = asyncio.create_task(vault.aclose())
-    await asyncio.sleep(0)  # let aclose() start while all three reports are still held
+    await asyncio.sleep(0)  # let aclose() start while the reports are still held
     assert not closing.done()
     held.gate.set()
     await asyncio.wait_for(closing, WAIT)
-    assert held.answered == 3
+    assert held.answered == held.recorded == 5
+    assert held.batches == 1  # the three that queued went out together
     assert (vault.pending_reports, vault.failed_reports) == (0, 0)
 
 
@@ -224,7 +249,9 @@ def test_sync_close_delivers_a_whole_backlog_sent_in_batches(held: HeldVault) ->
     held.gate.set()
     closing.join(WAIT)
     assert not closing.is_alive()
-    assert held.answered == len(held.nonces) == len(set(held.nonces)) == 60
+    assert held.answered == held.recorded == 60
+    assert len(held.nonces) == len(set(held.nonces))
+    assert held.batches >= 1
     assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
 
 
@@ -237,7 +264,8 @@ def test_sync_reports_cut_off_mid_pipeline_are_resent_and_recorded_once(held: He
     with sync_vault(held) as vault:
         for _ in range(40):
             vault.request("GET", held.provider, grant_id=GRANT_ID)
-    assert len(held.nonces) == len(set(held.nonces)) == 40
+    assert held.recorded == 40
+    assert len(held.nonces) == len(set(held.nonces))
     assert (vault.pending_reports, vault.failed_reports, vault.dropped_reports) == (0, 0, 0)
 
 
@@ -254,7 +282,8 @@ def test_sync_many_threads_lose_no_report(held: HeldVault) -> None:
             thread.start()
         for thread in threads:
             thread.join(WAIT * 10)
-    assert len(held.nonces) == len(set(held.nonces)) == 200
+    assert held.recorded == 200
+    assert len(held.nonces) == len(set(held.nonces))
     assert (vault.failed_reports, vault.dropped_reports) == (0, 0)
 
 
@@ -334,3 +363,39 @@ def test_backlog_limit_must_be_a_positive_integer(held: HeldVault, limit: Any) -
         sync_vault(held, max_pending_reports=limit)
     with pytest.raises(AlterValueError, match="max_pending_reports"):
         async_vault(held, max_pending_reports=limit)
+
+
+@pytest.mark.parametrize("route", ["missing", "refuse"])
+async def test_async_reports_refused_as_a_batch_go_alone(held: HeldVault, route: str) -> None:
+    """A vault without the batch route (404), or one refusing a batch (one report at fault:
+    422), still gets every report, each alone; a missing route is not tried again."""
+    held.batch_route = route
+    vault = async_vault(held)
+    for round_ in (1, 2):
+        held.gate.clear()
+        for _ in range(5):
+            await vault.request("GET", held.provider, grant_id=GRANT_ID)
+        await asyncio.to_thread(held.wait_received, 5 * round_ - 3)  # two held, three queued
+        held.gate.set()
+        await asyncio.wait_for(vault._outbox.drain(), WAIT)
+    await vault.aclose()
+    assert held.recorded == 10
+    assert held.batch_refusals == (1 if route == "missing" else 2)
+    assert (vault.failed_reports, vault.dropped_reports) == (0, 0)
+
+
+@pytest.mark.parametrize("route", ["missing", "refuse"])
+def test_sync_reports_refused_as_a_batch_go_alone(held: HeldVault, route: str) -> None:
+    held.batch_route = route
+    vault = sync_vault(held)
+    for round_ in (1, 2):
+        held.gate.clear()
+        for _ in range(30):
+            vault.request("GET", held.provider, grant_id=GRANT_ID)
+        held.wait_received(30 * round_ - 29)  # the thread holds one; the others queue
+        held.gate.set()
+        held.wait_answered(30 * round_)  # nothing held when the gate closes again
+    vault.close()
+    assert held.recorded == 60
+    assert held.batch_refusals == (1 if route == "missing" else 2)
+    assert (vault.failed_reports, vault.dropped_reports) == (0, 0)

@@ -42,6 +42,7 @@ _EXACT: dict[tuple[str, str], Handler] = {
     ("POST", "/sdk/token"): sdk.token,
     ("POST", "/sdk/proxy"): sdk.proxy,
     ("POST", "/sdk/oauth/audit/api-call"): sdk.audit_api_call,
+    ("POST", "/sdk/oauth/audit/api-calls"): sdk.audit_api_calls,
 }
 DEPRECATED_KEY = key_controls.DEPRECATED_KEY
 

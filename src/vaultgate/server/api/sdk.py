@@ -229,19 +229,23 @@ def _report_details(headers: dict[str, str], principal: Principal) -> dict[str, 
 _ACCEPTED = b'{"ok":true}'
 
 
-@router.post("/oauth/audit/api-call")
-async def audit_api_call(request: Request) -> Response:
-    """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
-    rt, principal, body, headers = await _authenticate(request)
-    data = _payload(body)
+MAX_REPORTS = 100  # outcome reports in one batch (``/sdk/oauth/audit/api-calls``)
+
+
+async def _report_event(
+    rt: Runtime, request: Request, principal: Principal, headers: dict[str, str], data: Any
+) -> AuditEvent:
+    """The ``grant:outcome`` event one retrieve-mode report stands for."""
+    if not isinstance(data, dict):
+        raise InvalidInput("a report must be a JSON object", code="invalid_json", field="body")
     grant_id = _grant_id(data)
     grant = await rt.pipeline.grant(grant_id)
     if grant is None or grant.app_id != principal.app_id:
         # A report may only name a grant of the reporting key's own app.
-        raise NotFound("grant not found", code="grant_not_found")
+        raise NotFound("grant not found", code="grant_not_found", field="grant_id")
     status = data.get("response_status")
     latency = data.get("latency_ms")
-    event = AuditEvent.new(
+    return AuditEvent.new(
         event="grant:outcome",
         outcome="ok" if isinstance(status, int) and 0 < status < 400 else "error",
         now=rt.clock(),
@@ -264,9 +268,47 @@ async def audit_api_call(request: Request) -> Response:
         latency_ms=latency if isinstance(latency, int) else None,
         details=_report_details(headers, principal),
     )
+
+
+@router.post("/oauth/audit/api-call")
+async def audit_api_call(request: Request) -> Response:
+    """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
+    rt, principal, body, headers = await _authenticate(request)
+    event = await _report_event(rt, request, principal, headers, _payload(body))
     # A replayed report is refused like a replayed use: one capture, one record. Its sender
     # waits in the background, so it may ride in the next use's commit (audit.writer.LINGER):
     # committed alone, it was the commit the caller's next token call queued behind.
     admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))
     await rt.audit.record(event, admission, linger=True)
     return Response(_ACCEPTED, status_code=202, media_type="application/json")
+
+
+@router.post("/oauth/audit/api-calls")
+async def audit_api_calls(request: Request) -> Response:
+    """Several retrieve-mode reports in one signed request: ``{"reports": [report, ...]}``.
+
+    vaultgate's own SDK sends what queued up while its previous report was in flight this way
+    (one request, one signature and one nonce for up to ``MAX_REPORTS``); the official client
+    sends each report alone to ``/sdk/oauth/audit/api-call``. Each report is the single
+    route's body and becomes its own event. The batch is all or nothing: any report at fault
+    refuses the whole batch with its index named, and a replayed batch is refused whole.
+    """
+    rt, principal, body, headers = await _authenticate(request)
+    reports = _payload(body).get("reports")
+    if not isinstance(reports, list) or not reports:
+        raise Unprocessable("reports: must be a non-empty list of reports", field="reports")
+    if len(reports) > MAX_REPORTS:
+        raise Unprocessable(f"reports: at most {MAX_REPORTS} reports in one batch", field="reports")
+    events = []
+    for index, data in enumerate(reports):
+        try:
+            events.append(await _report_event(rt, request, principal, headers, data))
+        except (InvalidInput, NotFound) as exc:
+            where = f"reports[{index}]"
+            field = f"{where}.{exc.field}" if exc.field else where
+            raise type(exc)(f"{where}: {exc.message}", code=exc.code, field=field) from None
+    admission = Admission(at=time.time(), nonce=signed_nonce(principal, headers))
+    await rt.audit.record(events[0], admission, linger=True, more=tuple(events[1:]))
+    return Response(
+        b'{"ok":true,"recorded":%d}' % len(events), status_code=202, media_type="application/json"
+    )

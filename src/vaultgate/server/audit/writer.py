@@ -67,6 +67,7 @@ class _Pending:
     refusal: Exception | None = None  # why the admission refused it (the batch committed)
     queued_at: float = 0.0  # time.monotonic() when queued, for `LINGER`
     lingers: bool = False  # may wait for a use's commit, though somebody waits (`LINGER`)
+    more: tuple[AuditEvent, ...] = ()  # written after ``event`` only if its admission admits
 
 
 @dataclass(slots=True)
@@ -202,7 +203,12 @@ class AuditWriter:
     # -- callers ---------------------------------------------------------------------------
 
     async def record(
-        self, event: AuditEvent, admission: Admission | None = None, *, linger: bool = False
+        self,
+        event: AuditEvent,
+        admission: Admission | None = None,
+        *,
+        linger: bool = False,
+        more: tuple[AuditEvent, ...] = (),
     ) -> None:
         """Return once ``event`` is committed; raise ``Unavailable`` (503) when it cannot be.
 
@@ -210,12 +216,14 @@ class AuditWriter:
         stale view); the refusal is recorded instead of ``event`` (see fleet.admission).
         ``linger``: nobody's request waits for this answer (an SDK's background report), so
         the event may wait up to ``LINGER`` to share the next use's commit.
+        ``more``: events that stand or fall with ``event`` (a batch of reports under one
+        signed nonce): all are committed together, or on a refusal only the refusal is.
         """
         if admission is not None and self._admitter is None:
             raise RuntimeError("this AuditWriter was built without an admitter")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._enqueue(_Pending(event, future, loop, admission, lingers=linger))
+        self._enqueue(_Pending(event, future, loop, admission, lingers=linger, more=more))
         # A bare timer rather than asyncio.timeout(): same outcome, a fraction of the cost on a
         # path every request takes. The writer skips a future that has already failed.
         timer = loop.call_later(self._timeout, _expire, future, self._timeout)
@@ -372,13 +380,14 @@ class AuditWriter:
         for pending in batch:
             pending.refusal = None  # a retried batch decides afresh
         if self._admitter is None or all(p.admission is None for p in batch):
-            return [pending.event for pending in batch]
+            return [event for pending in batch for event in (pending.event, *pending.more)]
         verdicts = self._admitter.admit(conn, [pending.admission for pending in batch])
         events = []
         for pending, refusal in zip(batch, verdicts, strict=True):
             pending.refusal = refusal
             if refusal is None:
                 events.append(pending.event)
+                events.extend(pending.more)
             elif not isinstance(refusal, StaleView):
                 events.append(refused(pending.event, refusal))
         events.extend(alert_event(alert, batch[i].event) for i, alert in self._admitter.alerts)
@@ -386,7 +395,7 @@ class AuditWriter:
 
     def _on_success(self, batch: list[_Pending]) -> None:
         self.stats.batches += 1
-        self.stats.rows += len(batch)
+        self.stats.rows += sum(1 + len(pending.more) for pending in batch)
         with self._cond:
             self._backoff = _MIN_BACKOFF
             self._retry_at = 0.0

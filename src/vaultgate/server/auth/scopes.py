@@ -29,6 +29,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/sdk/token"): "tokens:retrieve",
     ("POST", "/sdk/proxy"): "proxy:execute",
     ("POST", "/sdk/oauth/audit/api-call"): "audit:emit",
+    ("POST", "/sdk/oauth/audit/api-calls"): "audit:emit",
     ("POST", "/sdk/grants/list"): "grants:read",
     ("POST", "/sdk/grants/{grant_id}/mint"): "grants:write",
     ("POST", "/sdk/managed-secrets/{managed_secret_id}/grants"): "grants:write",
