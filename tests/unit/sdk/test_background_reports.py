@@ -197,7 +197,7 @@ async def test_async_close_delivers_the_reports_still_held(held: HeldVault) -> N
     vault = async_vault(held)
     for _ in range(5):
         await vault.request("GET", held.provider, grant_id=GRANT_ID)
-    # Two senders each hold a report at the vault; the other three queue behind them.
+    # The vault holds what the two senders took; what neither took queues behind them.
     await asyncio.to_thread(held.wait_received, 2)
     assert vault.pending_reports == 5
     closing = asyncio.create_task(vault.aclose())
@@ -206,7 +206,8 @@ async def test_async_close_delivers_the_reports_still_held(held: HeldVault) -> N
     held.gate.set()
     await asyncio.wait_for(closing, WAIT)
     assert held.answered == held.recorded == 5
-    assert held.batches == 1  # the three that queued went out together
+    # Two senders send at most two requests at a time: some of the five went out together.
+    assert held.batches >= 1
     assert (vault.pending_reports, vault.failed_reports) == (0, 0)
 
 
@@ -371,16 +372,24 @@ async def test_async_reports_refused_as_a_batch_go_alone(held: HeldVault, route:
     422), still gets every report, each alone; a missing route is not tried again."""
     held.batch_route = route
     vault = async_vault(held)
+    refusals = []
     for round_ in (1, 2):
         held.gate.clear()
         for _ in range(5):
             await vault.request("GET", held.provider, grant_id=GRANT_ID)
-        await asyncio.to_thread(held.wait_received, 5 * round_ - 3)  # two held, three queued
+        # The vault holds what went alone; at most two requests are in flight, so some of
+        # the five were (or will be) sent as a batch.
+        await asyncio.to_thread(held.wait_received, 5 * round_ - 3)
         held.gate.set()
         await asyncio.wait_for(vault._outbox.drain(), WAIT)
+        refusals.append(held.batch_refusals)
     await vault.aclose()
     assert held.recorded == 10
-    assert held.batch_refusals == (1 if route == "missing" else 2)
+    assert refusals[0] >= 1
+    if route == "missing":
+        assert refusals[1] == refusals[0]  # not tried again
+    else:
+        assert refusals[1] > refusals[0]
     assert (vault.failed_reports, vault.dropped_reports) == (0, 0)
 
 
@@ -388,14 +397,20 @@ async def test_async_reports_refused_as_a_batch_go_alone(held: HeldVault, route:
 def test_sync_reports_refused_as_a_batch_go_alone(held: HeldVault, route: str) -> None:
     held.batch_route = route
     vault = sync_vault(held)
+    refusals = []
     for round_ in (1, 2):
         held.gate.clear()
         for _ in range(30):
             vault.request("GET", held.provider, grant_id=GRANT_ID)
-        held.wait_received(30 * round_ - 29)  # the thread holds one; the others queue
+        held.wait_received(30 * round_ - 29)  # the thread holds some; the others queue
         held.gate.set()
         held.wait_answered(30 * round_)  # nothing held when the gate closes again
+        refusals.append(held.batch_refusals)
     vault.close()
     assert held.recorded == 60
-    assert held.batch_refusals == (1 if route == "missing" else 2)
+    assert refusals[0] >= 1  # the reports queued behind the first one held went as a batch
+    if route == "missing":
+        assert refusals[1] == refusals[0]  # not tried again
+    else:
+        assert refusals[1] > refusals[0]
     assert (vault.failed_reports, vault.dropped_reports) == (0, 0)

@@ -233,9 +233,10 @@ MAX_REPORTS = 100  # outcome reports in one batch (``/sdk/oauth/audit/api-calls`
 
 
 async def _report_event(
-    rt: Runtime, request: Request, principal: Principal, headers: dict[str, str], data: Any
+    rt: Runtime, principal: Principal, sender: dict[str, Any], data: Any
 ) -> AuditEvent:
-    """The ``grant:outcome`` event one retrieve-mode report stands for."""
+    """The ``grant:outcome`` event one retrieve-mode report stands for; ``sender`` holds the
+    fields its request's headers give (``_sender``), the same for every report of a batch."""
     if not isinstance(data, dict):
         raise InvalidInput("a report must be a JSON object", code="invalid_json", field="body")
     grant_id = _grant_id(data)
@@ -249,15 +250,6 @@ async def _report_event(
         event="grant:outcome",
         outcome="ok" if isinstance(status, int) and 0 < status < 400 else "error",
         now=rt.clock(),
-        app_id=principal.app_id,
-        key_id=principal.key_id,
-        caller=headers.get("x-alter-caller"),
-        # From the header map already decoded: Starlette's request.headers decodes them again.
-        source_ip=client_ip(
-            request.scope.get("client"),
-            headers.get("x-forwarded-for"),
-            rt.settings.trusted_proxies,
-        ),
         grant_id=grant.grant_id,
         secret_id=grant.secret_id,
         method=str(data.get("method") or "")[:16] or None,
@@ -266,15 +258,33 @@ async def _report_event(
         mode="retrieve",
         upstream_status=status if isinstance(status, int) else None,
         latency_ms=latency if isinstance(latency, int) else None,
-        details=_report_details(headers, principal),
+        **sender,
     )
+
+
+def _sender(
+    rt: Runtime, request: Request, principal: Principal, headers: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "app_id": principal.app_id,
+        "key_id": principal.key_id,
+        "caller": headers.get("x-alter-caller"),
+        # From the header map already decoded: Starlette's request.headers decodes them again.
+        "source_ip": client_ip(
+            request.scope.get("client"),
+            headers.get("x-forwarded-for"),
+            rt.settings.trusted_proxies,
+        ),
+        "details": _report_details(headers, principal),
+    }
 
 
 @router.post("/oauth/audit/api-call")
 async def audit_api_call(request: Request) -> Response:
     """The SDK's report of a retrieve-mode call: the only way the server sees its outcome."""
     rt, principal, body, headers = await _authenticate(request)
-    event = await _report_event(rt, request, principal, headers, _payload(body))
+    sender = _sender(rt, request, principal, headers)
+    event = await _report_event(rt, principal, sender, _payload(body))
     # A replayed report is refused like a replayed use: one capture, one record. Its sender
     # waits in the background, so it may ride in the next use's commit (audit.writer.LINGER):
     # committed alone, it was the commit the caller's next token call queued behind.
@@ -299,10 +309,10 @@ async def audit_api_calls(request: Request) -> Response:
         raise Unprocessable("reports: must be a non-empty list of reports", field="reports")
     if len(reports) > MAX_REPORTS:
         raise Unprocessable(f"reports: at most {MAX_REPORTS} reports in one batch", field="reports")
-    events = []
+    sender, events = _sender(rt, request, principal, headers), []
     for index, data in enumerate(reports):
         try:
-            events.append(await _report_event(rt, request, principal, headers, data))
+            events.append(await _report_event(rt, principal, sender, data))
         except (InvalidInput, NotFound) as exc:
             where = f"reports[{index}]"
             field = f"{where}.{exc.field}" if exc.field else where
