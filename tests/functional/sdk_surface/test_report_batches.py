@@ -30,12 +30,13 @@ def _grant(tenant: Tenant, origin: Upstream) -> str:
     )
 
 
-def _signed(tenant: Tenant, payload: Any) -> tuple[bytes, dict[str, str]]:
+def _signed(tenant: Tenant, payload: Any, key: str | None = None) -> tuple[bytes, dict[str, str]]:
+    key = key or tenant.key
     body = json.dumps(payload).encode()
     headers = sign_request(
-        tenant.key, "POST", BATCH_PATH, body, now=int(time.time()), nonce=secrets.token_hex(16)
+        key, "POST", BATCH_PATH, body, now=int(time.time()), nonce=secrets.token_hex(16)
     )
-    return body, headers | {"x-api-key": tenant.key, "content-type": "application/json"}
+    return body, headers | {"x-api-key": key, "content-type": "application/json"}
 
 
 def _send(tenant: Tenant, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -118,6 +119,29 @@ def test_a_malformed_batch_is_refused_by_name(tenant: Tenant, payload: Any) -> N
     answer = _post(tenant, payload)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["field"] == "reports"
+
+
+@pytest.mark.parametrize("scopes", [["tokens:retrieve"], ["tokens:retrieve", "audit:emit"]])
+def test_a_batch_needs_the_audit_emit_scope(
+    tenant: Tenant, origin: Upstream, scopes: list[str]
+) -> None:
+    """A key limited to fetching tokens may not write outcome records, batched or not."""
+    grant = _grant(tenant, origin)
+    with tenant.vault.admin() as admin:
+        made = admin.post(
+            f"/v1/apps/{tenant.app_id}/keys", json={"name": "limited", "scopes": scopes}
+        )
+    assert made.status_code == 201, made.text
+    key = made.json()["api_key"]
+    answer = _send(tenant, *_signed(tenant, {"reports": [_report(grant, 1)]}, key))
+    recorded = events(tenant.vault, grant_id=grant, event="grant:outcome")
+    if "audit:emit" in scopes:
+        assert answer.status_code == 202, answer.text
+        assert len(recorded) == 1
+    else:
+        assert answer.status_code == 403
+        assert answer.json()["detail"]["error"] == "insufficient_scope"
+        assert recorded == []
 
 
 def test_a_replayed_batch_is_refused_whole_and_recorded_once(
