@@ -58,7 +58,7 @@ class Verdict(enum.Enum):
     """What the vault's answer to a batch means for the reports in it."""
 
     DELIVERED = "delivered"
-    SINGLY = "singly"  # refused as a batch (one report at fault): send each alone
+    SINGLY = "singly"  # refused as a batch (one report at fault, or too large): send each alone
     UNSUPPORTED = "unsupported"  # the vault has no batch route: send each alone, from now on
     FAILED = "failed"  # every report shares the answer as its outcome
 
@@ -73,7 +73,7 @@ def verdict(status: int, body: bytes) -> Verdict:
     code = detail.get("error") if isinstance(detail, dict) else None
     if status in (404, 405, 501) and code != "grant_not_found":
         return Verdict.UNSUPPORTED  # a vault (or the Alter service) that predates the route
-    if status in (400, 404, 422):
+    if status in (400, 404, 413, 422):
         return Verdict.SINGLY
     return Verdict.FAILED
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from vaultgate import AlterValueError, AlterVault, SyncVault
+from vaultgate._reports import verdict
 
 API_KEY = "alter_key_0123456789abcdefghijABCDEFGHIJ-_klmnopqr"
 CANARY = "canary-tok-Rp4vK8sW"  # the credential: it must never reach a log line
@@ -414,3 +415,22 @@ def test_sync_reports_refused_as_a_batch_go_alone(held: HeldVault, route: str) -
     else:
         assert refusals[1] > refusals[0]
     assert (vault.failed_reports, vault.dropped_reports) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (202, b'{"ok":true,"recorded":3}', "delivered"),
+        (404, b'{"detail":"Not Found"}', "unsupported"),  # a vault without the route
+        (501, b'{"detail":{"error":"not_implemented"}}', "unsupported"),
+        (404, b'{"detail":{"error":"grant_not_found"}}', "singly"),  # one report at fault
+        (422, b'{"detail":{"error":"validation_error"}}', "singly"),
+        (413, b'{"detail":{"error":"body_too_large"}}', "singly"),
+        (401, b'{"detail":{"error":"invalid_key"}}', "failed"),
+        (503, b"not json", "failed"),
+    ],
+)
+def test_what_an_answer_to_a_batch_means_for_its_reports(
+    status: int, body: bytes, expected: str
+) -> None:
+    assert verdict(status, body).value == expected
