@@ -2,7 +2,8 @@
 
 The schema is migrated before any worker starts, so a worker has no use for alembic (nor mako
 and pygments, which alembic drags in); the CLI's HTTP client (httpx) is for commands, and the
-portal's templates (jinja2) load with the first page shown, not for serving proxied calls, and
+portal's pages (their views, session signing with itsdangerous, password hashing with argon2,
+templates with jinja2) load with the first page shown, not for serving proxied calls, and
 FastAPI's check for pydantic v1 models finds ``pydantic.v1`` blocked instead of loading it. The
 supervisor only watches its workers: the migration runs in a process of its own that exits, so
 the supervisor never loads the database layer, the app or uvicorn. Each process is started
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from functional.fleet.nodes import init_vault
 
-NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx", "jinja2")
+NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx", "jinja2", "itsdangerous", "argon2")
 NEVER_IN_THE_SUPERVISOR = (
     *NEVER_IN_A_WORKER,
     "sqlalchemy",
@@ -96,6 +97,10 @@ def test_workers_and_supervisor_import_only_what_they_use(tmp_path: Path) -> Non
     preparer = _top_level(loaded["preparer"])
     assert "vaultgate" in worker and "fastapi" in worker  # it did build the app
     assert worker.isdisjoint(NEVER_IN_A_WORKER), sorted(worker & set(NEVER_IN_A_WORKER))
+    # The portal's pages are for the first request for one (portal/mount.py).
+    assert "vaultgate.server.portal.mount" in loaded["worker"]
+    assert "vaultgate.server.portal.site" not in loaded["worker"]
+    assert not [m for m in loaded["worker"] if m.startswith("vaultgate.server.portal.views")]
     # FastAPI's check for pydantic v1 models does not load pydantic.v1 (serving.py).
     assert "pydantic" in worker
     assert not [m for m in loaded["worker"] if m.startswith("pydantic.v1")]
