@@ -7,8 +7,9 @@ templates with jinja2) load with the first page shown, not for serving proxied c
 FastAPI's check for pydantic v1 models finds ``pydantic.v1`` blocked instead of loading it. The
 supervisor only watches its workers: the migration runs in a process of its own that exits, so
 the supervisor never loads the database layer, the app or uvicorn. Each process is started
-exactly as ``serve`` starts it: spawned, with the ``vaultgate`` script (which imports the whole
-CLI) as main module; the worker runs its entry up to the point where uvicorn would take over.
+exactly as ``serve`` starts it: spawned, with the ``vaultgate`` script as main module (which
+multiprocessing runs again in the worker, and which imports only ``cli.main``: the commands load
+when it runs); the worker runs its entry up to the point where uvicorn would take over.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ def test_workers_and_supervisor_import_only_what_they_use(tmp_path: Path) -> Non
     preparer = _top_level(loaded["preparer"])
     assert "vaultgate" in worker and "fastapi" in worker  # it did build the app
     assert worker.isdisjoint(NEVER_IN_A_WORKER), sorted(worker & set(NEVER_IN_A_WORKER))
+    # The `vaultgate` script runs again in a spawned worker; its commands load only with main().
+    assert "vaultgate.cli.main" in loaded["worker"]
+    assert not [
+        m for m in loaded["worker"] if m.startswith("vaultgate.cli.") and m != "vaultgate.cli.main"
+    ]
     # The portal's pages are for the first request for one (portal/mount.py).
     assert "vaultgate.server.portal.mount" in loaded["worker"]
     assert "vaultgate.server.portal.site" not in loaded["worker"]
