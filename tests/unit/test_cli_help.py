@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vaultgate.cli.main import cli
+from vaultgate.cli.commands import cli
 
 
 def _walk(command: click.Command, path: str) -> list[tuple[str, click.Command]]:

@@ -44,3 +44,10 @@ def test_every_pin_carries_hashes() -> None:
     blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[-1])
     unhashed = [b.split()[0] for b in blocks if "==" in b and "--hash=sha256:" not in b]
     assert not unhashed
+
+
+def test_uvicorn_comes_without_a_file_watcher() -> None:
+    # uvicorn imports watchfiles whenever it is installed: 0.6 MiB of every worker for
+    # `--reload`, which `serve` never offers (pyproject.toml lists what `serve` does use).
+    assert "watchfiles" not in _locked()
+    assert {"uvicorn", "httptools", "websockets", "uvloop"} <= set(_locked())

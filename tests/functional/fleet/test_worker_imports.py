@@ -2,11 +2,14 @@
 
 The schema is migrated before any worker starts, so a worker has no use for alembic (nor mako
 and pygments, which alembic drags in); the CLI's HTTP client (httpx) is for commands, and the
-portal's templates (jinja2) load with the first page shown, not for serving proxied calls. The
+portal's pages (their views, session signing with itsdangerous, password hashing with argon2,
+templates with jinja2) load with the first page shown, not for serving proxied calls, and
+FastAPI's check for pydantic v1 models finds ``pydantic.v1`` blocked instead of loading it. The
 supervisor only watches its workers: the migration runs in a process of its own that exits, so
 the supervisor never loads the database layer, the app or uvicorn. Each process is started
-exactly as ``serve`` starts it: spawned, with the ``vaultgate`` script (which imports the whole
-CLI) as main module; the worker runs its entry up to the point where uvicorn would take over.
+exactly as ``serve`` starts it: spawned, with the ``vaultgate`` script as main module (which
+multiprocessing runs again in the worker, and which imports only ``cli.main``: the commands load
+when it runs); the worker runs its entry up to the point where uvicorn would take over.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from functional.fleet.nodes import init_vault
 
-NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx", "jinja2")
+NEVER_IN_A_WORKER = ("alembic", "mako", "pygments", "httpx", "jinja2", "itsdangerous", "argon2")
 NEVER_IN_THE_SUPERVISOR = (
     *NEVER_IN_A_WORKER,
     "sqlalchemy",
@@ -39,11 +42,9 @@ SCRIPT = textwrap.dedent(
 
     def worker(conn):
         from vaultgate.server import serving
-        from vaultgate.server.app import app_from_environment
-        from vaultgate.server.settings import load_settings
 
-        serving.uvicorn_config(app_from_environment(), "127.0.0.1", 0, load_settings(os.environ))
-        conn.send(sorted(sys.modules))
+        serving.worker_config(dict(os.environ), "127.0.0.1", 0)
+        conn.send(sorted(name for name, module in sys.modules.items() if module is not None))
 
     def prepare(settings):
         from vaultgate.cli.local import prepare_to_serve
@@ -97,6 +98,18 @@ def test_workers_and_supervisor_import_only_what_they_use(tmp_path: Path) -> Non
     preparer = _top_level(loaded["preparer"])
     assert "vaultgate" in worker and "fastapi" in worker  # it did build the app
     assert worker.isdisjoint(NEVER_IN_A_WORKER), sorted(worker & set(NEVER_IN_A_WORKER))
+    # The `vaultgate` script runs again in a spawned worker; its commands load only with main().
+    assert "vaultgate.cli.main" in loaded["worker"]
+    assert not [
+        m for m in loaded["worker"] if m.startswith("vaultgate.cli.") and m != "vaultgate.cli.main"
+    ]
+    # The portal's pages are for the first request for one (portal/mount.py).
+    assert "vaultgate.server.portal.mount" in loaded["worker"]
+    assert "vaultgate.server.portal.site" not in loaded["worker"]
+    assert not [m for m in loaded["worker"] if m.startswith("vaultgate.server.portal.views")]
+    # FastAPI's check for pydantic v1 models does not load pydantic.v1 (serving.py).
+    assert "pydantic" in worker
+    assert not [m for m in loaded["worker"] if m.startswith("pydantic.v1")]
     # A vault on SQLite serves without SQLAlchemy's PostgreSQL dialect.
     assert "sqlalchemy.dialects.sqlite" in loaded["worker"]
     assert not [m for m in loaded["worker"] if m.startswith("sqlalchemy.dialects.postgresql")]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from support import Vault, run_vault
 from support.audit import wait_until
-from vaultgate.cli.main import cli
+from vaultgate.cli.commands import cli
 
 SECRET = "sink-secret-canary-Hq93LmZp"
 

@@ -107,6 +107,7 @@ def test_verification_slots_turn_away_what_does_not_fit() -> None:
 
 
 def test_sign_ins_beyond_the_verification_cap_are_turned_away_uncounted(portal: Any) -> None:
+    assert portal.client.get("/portal/login").status_code == 200  # the portal loads with a page
     slots = portal.client.app.state.portal.slots
     held = [slots.take() for _ in range(MAX_CONCURRENT_VERIFICATIONS)]
     for slot in held:
