@@ -87,6 +87,11 @@ async def test_an_approver_sees_the_call_and_approves_it_in_the_portal(
     assert result.status_code == 200 and len(upstream.requests) == 1
     history = bob.get("/portal/approvals").text.split('<h2 id="decided">')[1]
     assert "bob@example.com (approved)" in history and "executed" in history
+    # Once executed, the held call is gone from the store; its page still shows what happened.
+    after = bob.get(pending.approval_url.removeprefix(vault.base_url))
+    assert after.status_code == 200, after.text
+    assert "executed" in after.text and "<h2>The call</h2>" not in after.text
+    assert "order-&lt;b&gt;77" not in after.text
 
 
 async def test_the_requester_cannot_approve_in_the_portal_but_can_deny(
@@ -107,6 +112,9 @@ async def test_the_requester_cannot_approve_in_the_portal_but_can_deny(
         status = await app.get_approval_status(str(pending.approval_id))
     assert status.status == "denied" and status.decision_reason == "changed my mind"
     assert upstream.requests == []
+    after = bob.get(f"/portal/approvals/{group}")
+    assert after.status_code == 200, after.text
+    assert "changed my mind" in after.text and "<h2>The call</h2>" not in after.text
 
 
 def test_the_approvals_tab_needs_a_session(vault: Vault) -> None:
