@@ -37,6 +37,7 @@ class BaseVault:
     """
 
     _outbox: Outbox
+    _vault: httpx.Client | httpx.AsyncClient  # the twin's own client to the vault
 
     def __init__(
         self,
@@ -118,6 +119,12 @@ class BaseVault:
         if path == TOKEN_PATH or method == "GET":
             request.extensions[REPLAY_EXTENSION] = build
         return request
+
+    def _report_request(self, path: str, body: dict[str, Any], call: Call) -> httpx.Request:
+        """An outcome report (``AUDIT_PATH``) or a batch of them (``BATCH_PATH``)."""
+        return self._vault_request(
+            self._vault, path, body, caller=call.caller, timeout=call.timeout
+        )
 
     def _provider_request(self, call: Call) -> httpx.Request:
         """The provider request before injection, built without httpx's client: its redirect,

@@ -51,6 +51,7 @@ class AlterVault(BaseVault):
     Settings, signing and client options come from ``BaseVault``; this class only sends.
     """
 
+    _vault: httpx.AsyncClient
     _outbox: TaskOutbox
     _lane: VaultLane | None
     keys: Keys
@@ -353,10 +354,7 @@ class AlterVault(BaseVault):
         """A sender's reports: batched where they can be (see _reports), the rest alone."""
         outbox, delivery = self._outbox, self._outbox.round(reports)
         for batch in delivery.batches:
-            payload, call = delivery.payload(batch)
-            request = self._vault_request(
-                self._vault, BATCH_PATH, payload, caller=call.caller, timeout=call.timeout
-            )
+            request = self._report_request(BATCH_PATH, *delivery.payload(batch))
             try:
                 status, body = await self._answer(request)
             except Exception as exc:  # every report of the batch shares the failure
@@ -364,13 +362,19 @@ class AlterVault(BaseVault):
             else:
                 outbox.absorb(delivery, batch, status, body)
         singles = await asyncio.gather(
-            *(self._send_report(*reports[i]) for i in delivery.singles), return_exceptions=True
+            *(
+                self._answer(self._report_request(AUDIT_PATH, *reports[i]))
+                for i in delivery.singles
+            ),
+            return_exceptions=True,
         )
-        for index, outcome in zip(delivery.singles, singles, strict=True):
-            delivery.outcomes[index] = outcome
+        for index, answer in zip(delivery.singles, singles, strict=True):
+            delivery.outcomes[index] = answer if isinstance(answer, BaseException) else answer[0]
         return delivery.outcomes
 
     async def _answer(self, request: httpx.Request) -> tuple[int, bytes]:
+        """A report's status and body: nothing else of it is read, and an ``httpx.Response``
+        built and read for it cost a share of the client's CPU."""
         if self._lane is None:
             response = await self._send(self._vault, request, "vault")
             return response.status_code, response.content
@@ -381,21 +385,6 @@ class AlterVault(BaseVault):
             failure = error_from_httpx(exc, "vault")
         else:
             return answer.status, answer.body
-        raise failure
-
-    async def _send_report(self, body: dict[str, Any], call: Call) -> httpx.Response | int:
-        """The report's answer, or only its status from the lane: nothing else of it is read,
-        and an ``httpx.Response`` built and read for it cost a share of the client's CPU."""
-        request = self._vault_request(
-            self._vault, AUDIT_PATH, body, caller=call.caller, timeout=call.timeout
-        )
-        if self._lane is None:
-            return await self._send(self._vault, request, "vault")
-        failure: NetworkError | None = None
-        try:
-            return await self._lane.status(request)
-        except httpx.TransportError as exc:
-            failure = error_from_httpx(exc, "vault")
         raise failure
 
 

@@ -145,14 +145,9 @@ class VaultLane(httpx.AsyncBaseTransport):
         answer, sent = await self._answered(request)
         return answer.response(sent)
 
-    async def status(self, request: httpx.Request) -> int:
-        """Only the answer's status, for a caller that reads nothing else (a report): the
-        ``httpx.Response`` is not built. Fails as ``handle_async_request`` fails."""
-        answer, _ = await self._answered(request)
-        return answer.status
-
     async def answer(self, request: httpx.Request) -> Answer:
-        """Status and body only (a batch of reports). Fails as ``handle_async_request``."""
+        """The answer without an ``httpx.Response`` built for it, for a caller that reads only
+        its status and body (a report). Fails as ``handle_async_request`` fails."""
         answer, _ = await self._answered(request)
         return answer
 

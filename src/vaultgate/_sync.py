@@ -52,6 +52,7 @@ class SyncVault(BaseVault):
     Settings, signing and client options come from ``BaseVault``; this class only sends.
     """
 
+    _vault: httpx.Client
     _outbox: ThreadOutbox
     _lane: SyncLane | None
     keys: SyncKeys
@@ -364,11 +365,6 @@ class SyncVault(BaseVault):
         for index, answer in zip(delivery.singles, self._send_all(again), strict=True):
             delivery.outcomes[index] = answer if isinstance(answer, BaseException) else answer[0]
         return delivery.outcomes
-
-    def _report_request(self, path: str, body: dict[str, Any], call: Call) -> httpx.Request:
-        return self._vault_request(
-            self._vault, path, body, caller=call.caller, timeout=call.timeout
-        )
 
     def _send_all(self, requests: list[httpx.Request]) -> list[tuple[int, bytes] | BaseException]:
         """Each request's status and body (a resent report's replay refusal counted as
