@@ -139,6 +139,41 @@ def test_a_10_per_60_s_grant_admits_exactly_10_across_the_fleet(
     assert all(1 <= wait <= 60 for wait in waits), waits
 
 
+def test_a_key_limited_to_2_a_minute_is_held_to_2_by_the_whole_fleet(
+    fleet: list[Node], fleet_upstream: Upstream
+) -> None:
+    # Counted per worker, the fleet's 3 or 4 workers each gave the key its own 2 a minute.
+    tenant = Tenant.create(fleet[0].vault, f"key-rate-{uuid.uuid4().hex[:8]}")
+    grant = _store(tenant, fleet_upstream)["grant_id"]
+    with fleet[0].vault.admin() as admin:
+        made = admin.post(
+            f"/v1/apps/{tenant.app_id}/keys", json={"name": "slow", "rate_limit_rpm": 2}
+        )
+    assert made.status_code == 201, made.text
+    limited = made.json()["api_key"]
+    tag = uuid.uuid4().hex
+
+    def send(i: int) -> httpx.Response:
+        return _proxy(fleet[i % len(fleet)], limited, grant, tag)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(24)))
+    # The bucket refills one request every 30 s: a slow run may earn one more per 30 s taken.
+    earned = int((time.monotonic() - started) // 30)
+    allowed = [a for a in answers if a.status_code == 200]
+    refused = [a for a in answers if a.status_code != 200]
+    assert 2 <= len(allowed) <= 2 + earned, [a.status_code for a in answers]
+    assert {a.status_code for a in refused} == {429}
+    assert {error_of(a) for a in refused} == {"rate_limit_exceeded"}
+    assert all(a.json()["detail"]["scope"] == "key" for a in refused)
+    assert all(1 <= int(a.headers["retry-after"]) <= 30 for a in refused)
+    assert len(_hits(fleet_upstream, tag)) == len(allowed)
+    # The allowed twin: the app's full key is not held to the limited key's rate.
+    for i in range(6):
+        assert _proxy(fleet[i % len(fleet)], tenant.key, grant, tag).status_code == 200
+
+
 def test_clones_share_their_ancestors_budget_across_the_fleet(
     fleet: list[Node], fleet_upstream: Upstream
 ) -> None:

@@ -79,7 +79,7 @@ async def _authenticate(request: Request) -> tuple[Runtime, Principal, bytes, di
     peer = client_ip(
         request.scope.get("client"), headers.get("x-forwarded-for"), rt.settings.trusted_proxies
     )
-    if rt.key_controls.enforce(principal, request.method, path, peer):
+    if await rt.key_controls.enforce(principal, request.method, path, peer):
         request.scope[DEPRECATED_KEY] = True  # HotPaths adds X-Alter-Key-Deprecated
     return rt, principal, body, headers
 

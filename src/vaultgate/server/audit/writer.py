@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -34,6 +32,7 @@ from vaultgate.server.errors import Unavailable
 from vaultgate.server.fleet.admission import Admission, Admitter, StaleView, refused
 from vaultgate.server.observability import metrics
 from vaultgate.server.storage.driver import SQL, DriverSQL
+from vaultgate.server.storage.engine import sqlite_write_turn
 
 # lock_head and ChainHeadMissing are re-exported: callers reached for them here first.
 __all__ = ["AuditWriter", "ChainHeadMissing", "WriterStats", "audit_unavailable", "lock_head"]
@@ -166,8 +165,6 @@ class AuditWriter:
         self._backoff = _MIN_BACKOFF
         self._retry_at = 0.0
         self.stats = WriterStats()
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        self._lock_path = f"{database}.audit-lock" if database and database != ":memory:" else None
         self._held: Connection | None = None  # SQLite: the writer thread's own connection
 
     def __repr__(self) -> str:
@@ -324,15 +321,9 @@ class AuditWriter:
         return fresh[0].queued_at + self._linger - time.monotonic()
 
     def _serialised(self) -> contextlib.AbstractContextManager[object]:
-        """On SQLite, hold a file lock across the batch's transaction.
-
-        Several worker processes (``serve --workers N``) share one SQLite file. Contending on
-        SQLite's own lock makes a writer sleep in its busy handler for a millisecond or more per
-        retry; a blocking ``flock`` hands the turn over as soon as the other commit ends.
-        """
-        if self._lock_path is None:
-            return contextlib.nullcontext()
-        return _FileLock(self._lock_path)
+        """On SQLite, hold the file's write lock across the batch's transaction
+        (``storage.engine.sqlite_write_turn``)."""
+        return sqlite_write_turn(self._engine)
 
     @staticmethod
     def _take(queue: deque[_Pending], count: int) -> list[_Pending]:
@@ -429,20 +420,3 @@ class AuditWriter:
         if count > 0:
             self.stats.dropped += count
             log.error("%d fire-and-forget audit events could not be stored and were dropped", count)
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file, for the length of a ``with`` block."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._fd = -1
-
-    def __enter__(self) -> _FileLock:
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)

@@ -10,18 +10,19 @@ and every answer it gets carries ``X-Alter-Key-Deprecated: true``.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from vaultgate.server.api.sdk_unserved import route_of
+from vaultgate.server.auth import key_rates
 from vaultgate.server.auth.keys import Principal
 from vaultgate.server.auth.scopes import (
     AGENT_KEY_SCOPES,
@@ -42,12 +43,9 @@ from vaultgate.server.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    RateLimited,
     Unauthenticated,
     Unprocessable,
 )
-from vaultgate.server.policy.models import RateLimit
-from vaultgate.server.policy.ratelimit import RateLimiter
 from vaultgate.server.storage import tables as t
 from vaultgate.server.storage.engine import reading
 
@@ -70,6 +68,8 @@ class Controls:
     parent_key_id: str | None
     ancestor_revoked: bool
     rate_limit_rpm: int | None = None
+    # The buckets a request spends: the key's own limit, then each limited ancestor's.
+    rates: tuple[key_rates.Bucket, ...] = ()
 
 
 def parse_networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
@@ -108,11 +108,11 @@ class KeyControls:
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, Controls | None]] = {}
-        # Per key and per process (each worker counts its own share; see the README).
-        self._rates = RateLimiter()
 
     # --- the request path ---------------------------------------------------------------------
-    def enforce(self, principal: Principal, method: str, path: str, client_ip: str | None) -> bool:
+    async def enforce(
+        self, principal: Principal, method: str, path: str, client_ip: str | None
+    ) -> bool:
         """Refuse what the key may not do on this route; True when the key is deprecated."""
         route = (method, path)
         if route not in ROUTE_SCOPES and (known := route_of(method, path)) is not None:
@@ -122,11 +122,11 @@ class KeyControls:
                 "an agent's key cannot create agents or agent keys; use the app's key",
                 code="agent_cannot_mint_subagents",
             )
-        return self.enforce_scope(
+        return await self.enforce_scope(
             principal, ROUTE_SCOPES.get(route), client_ip, self_check=route == AGENT_ME
         )
 
-    def enforce_scope(
+    async def enforce_scope(
         self,
         principal: Principal,
         required: str | None,
@@ -136,14 +136,18 @@ class KeyControls:
     ) -> bool:
         """``enforce`` for a known scope (the transparent proxy needs ``proxy:execute``).
 
-        ``self_check``: ``Agent.me()``, which a suspended agent may still call to see why."""
+        ``self_check``: ``Agent.me()``, which a suspended agent may still call to see why.
+        A limited key's request is counted once its standing is checked, before its scope is:
+        a call outside its scopes still spends its rate."""
         if principal.agent_id is not None and not self_check:
             _check_agent(principal)
         controls = self._controls(principal.key_id)
         if controls is not None:
             self._check_standing(controls, client_ip)
-            if controls.rate_limit_rpm is not None:
-                self._spend(principal.key_id, controls.rate_limit_rpm)
+            if controls.rates:
+                await anyio.to_thread.run_sync(
+                    key_rates.spend, self._engine, controls.rates, time.time()
+                )
         if controls is not None:
             granted = controls.scopes
         else:
@@ -152,15 +156,6 @@ class KeyControls:
             raise insufficient_for(required, granted)
         deprecated = controls is not None and controls.deprecated_at is not None
         return deprecated or principal.key_deprecated
-
-    def _spend(self, key_id: str, rpm: int) -> None:
-        state = self._rates.check(key_id, _per_minute(rpm), time.monotonic())
-        if not state.allowed:
-            raise RateLimited(
-                f"this key's rate limit of {rpm} requests per minute is exceeded",
-                retry_after=state.retry_after_seconds,
-                extra={"scope": "key", "limit": rpm, "window_seconds": 60},
-            )
 
     def _check_standing(self, controls: Controls, client_ip: str | None) -> None:
         if controls.ancestor_revoked:
@@ -203,6 +198,9 @@ class KeyControls:
             if row is None:
                 return None
             revoked = False
+            rates = []
+            if row["rate_limit_rpm"] is not None:
+                rates.append(key_rates.Bucket(key_id, row["rate_limit_rpm"]))
             parent, hops = row["parent_key_id"], 0
             while parent is not None and hops < MAX_DEPTH and not revoked:
                 key = conn.execute(
@@ -210,6 +208,8 @@ class KeyControls:
                 ).first()
                 revoked = key is None or key.revoked_at is not None
                 up = _row(conn, parent)
+                if up is not None and up["rate_limit_rpm"] is not None:
+                    rates.append(key_rates.Bucket(parent, up["rate_limit_rpm"], inherited=True))
                 parent, hops = (up["parent_key_id"] if up else None), hops + 1
         cidrs = row["cidr_allowlist"]
         return Controls(
@@ -221,6 +221,7 @@ class KeyControls:
             parent_key_id=row["parent_key_id"],
             ancestor_revoked=revoked,
             rate_limit_rpm=row["rate_limit_rpm"],
+            rates=tuple(rates),
         )
 
     # --- keys.derive --------------------------------------------------------------------------
@@ -381,11 +382,6 @@ class KeyControls:
                 frontier = [c for c in children if c not in found]
                 found.update(frontier)
         return found
-
-
-@functools.lru_cache(maxsize=256)
-def _per_minute(rpm: int) -> RateLimit:
-    return RateLimit(requests=rpm, per_seconds=60)  # built once per rate, not per request
 
 
 def _row(conn: sa.Connection, key_id: str) -> dict[str, Any] | None:

@@ -80,7 +80,7 @@ async def transparent(rt: Runtime, scope: Scope, call: ProxyCall) -> Answer | He
         display_url=target.url,
     )
     # A derived key may use the transparent proxy only with the scope proxy mode needs.
-    if rt.key_controls.enforce_scope(call.principal, "proxy:execute", use.client_ip):
+    if await rt.key_controls.enforce_scope(call.principal, "proxy:execute", use.client_ip):
         scope[DEPRECATED_KEY] = True  # a rotated key in its grace period: flagged on the answer
     admit(rt, scope, use, grant)
     try:

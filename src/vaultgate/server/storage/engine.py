@@ -13,6 +13,8 @@ when the engine creates it): they hold the admin's password hash and the whole a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -92,6 +94,38 @@ def reading(engine: Engine) -> Iterator[sa.Connection]:
     with engine.connect() as conn:
         conn.execution_options(**{READ_ONLY: True})
         yield conn
+
+
+def sqlite_write_turn(engine: Engine) -> contextlib.AbstractContextManager[object]:
+    """On a SQLite file, an exclusive ``flock`` beside it for the length of a write transaction.
+
+    Several worker processes (``serve --workers N``) share one SQLite file. Contending on
+    SQLite's own lock makes a writer sleep in its busy handler for a millisecond or more per
+    retry; a blocking ``flock`` hands the turn over as soon as the other commit ends. Every
+    frequent writer takes it (the audit writer's batches, the key rate's updates); elsewhere, and
+    on PostgreSQL, it is a no-op.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return contextlib.nullcontext()
+    return _FileLock(f"{database}.audit-lock")
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file, for the length of a ``with`` block."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> _FileLock:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
 
 
 def _check_durability(durability: str) -> None:

@@ -292,6 +292,9 @@ key_controls = sa.Table(
     sa.Column("deprecated_at", UTCDateTime, nullable=True),
     sa.Column("grace_until", UTCDateTime, nullable=True),
     sa.Column("rate_limit_rpm", sa.Integer, nullable=True),  # requests per minute, per key
+    # The key's rate as a GCRA "theoretical arrival time" (epoch seconds), moved by every request
+    # it is allowed (auth/key_rates.py): one row per key, so the rate holds across the fleet.
+    sa.Column("rate_tat", sa.Float, nullable=True),
     sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
 )
 

@@ -1,0 +1,85 @@
+"""A limited key's request rate, counted in the database so that it holds across the fleet.
+
+Each limited key is a token bucket of ``rpm`` requests refilled at ``rpm`` a minute, kept as one
+number on its ``key_controls`` row: GCRA's "theoretical arrival time" (``rate_tat``). A request is
+allowed when moving that time on by one interval (``60 / rpm`` s) leaves it at most a minute
+ahead of now, and the move is one conditional ``UPDATE``: on PostgreSQL the row lock, on SQLite
+the write lock, serialises every worker and node, so N of them never multiply the rate.
+
+A derived key spends its own bucket and each limited ancestor's, in one transaction: a refusal
+by any of them spends none, and deriving keys cannot multiply a parent's rate. What is counted
+is every request the key's scopes and networks let through, whatever its outcome.
+
+The statements run in a worker thread (``anyio.to_thread``): a commit waits for the disk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from vaultgate.server.errors import RateLimited
+from vaultgate.server.storage.engine import sqlite_write_turn
+from vaultgate.server.storage.tables import key_controls as table
+
+MINUTE: Final = 60.0
+# Rounding: rpm intervals of 60/rpm s may add up to a hair over a minute.
+_SLACK: Final = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One key's limit: the key (the request's own or an ancestor) and its requests a minute."""
+
+    key_id: str
+    rpm: int
+    inherited: bool = False  # an ancestor's, not the key's own
+
+
+def spend(engine: Engine, buckets: tuple[Bucket, ...], now: float) -> None:
+    """Take one request from every bucket, or from none; ``RateLimited`` names the first full."""
+    with sqlite_write_turn(engine), engine.begin() as conn:
+        for bucket in buckets:
+            if not _take(conn, bucket, now):
+                wait = _wait(conn, bucket, now)
+                conn.rollback()
+                raise _refusal(bucket, wait)
+
+
+def _take(conn: Connection, bucket: Bucket, now: float) -> bool:
+    interval = MINUTE / bucket.rpm
+    start = sa.case((table.c.rate_tat > now, table.c.rate_tat), else_=now)
+    moved = conn.execute(
+        table.update()
+        .where(table.c.key_id == bucket.key_id, start + interval <= now + MINUTE + _SLACK)
+        .values(rate_tat=start + interval)
+        .returning(table.c.key_id)
+    ).first()
+    return moved is not None
+
+
+def _wait(conn: Connection, bucket: Bucket, now: float) -> int:
+    """Whole seconds until the bucket has a request again."""
+    tat = conn.execute(sa.select(table.c.rate_tat).where(table.c.key_id == bucket.key_id)).scalar()
+    if tat is None:
+        return 1
+    return max(1, math.ceil(float(tat) + MINUTE / bucket.rpm - MINUTE - now))
+
+
+def _refusal(bucket: Bucket, wait: int) -> RateLimited:
+    if bucket.inherited:
+        message = (
+            f"the rate limit of the key this one was derived from ({bucket.rpm} requests per "
+            "minute) is exceeded"
+        )
+    else:
+        message = f"this key's rate limit of {bucket.rpm} requests per minute is exceeded"
+    return RateLimited(
+        message,
+        retry_after=wait,
+        extra={"scope": "key", "limit": bucket.rpm, "window_seconds": int(MINUTE)},
+    )
