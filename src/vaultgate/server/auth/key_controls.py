@@ -108,6 +108,7 @@ class KeyControls:
         self._clock = clock
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, Controls | None]] = {}
+        self._rates = key_rates.KeyRates(engine)
 
     # --- the request path ---------------------------------------------------------------------
     async def enforce(
@@ -145,9 +146,9 @@ class KeyControls:
         if controls is not None:
             self._check_standing(controls, client_ip)
             if controls.rates:
-                await anyio.to_thread.run_sync(
-                    key_rates.spend, self._engine, controls.rates, time.time()
-                )
+                now = time.time()
+                self._rates.refuse_known_full(controls.rates, now)
+                await anyio.to_thread.run_sync(self._rates.spend, controls.rates, now)
         if controls is not None:
             granted = controls.scopes
         else:

@@ -29,6 +29,7 @@ from vaultgate.server.storage.tables import key_controls as table
 MINUTE: Final = 60.0
 # Rounding: rpm intervals of 60/rpm s may add up to a hair over a minute.
 _SLACK: Final = 1e-6
+MAX_REMEMBERED: Final = 10_000  # full buckets remembered per process (forgetting only costs I/O)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,43 @@ class Bucket:
     inherited: bool = False  # an ancestor's, not the key's own
 
 
-def spend(engine: Engine, buckets: tuple[Bucket, ...], now: float) -> None:
-    """Take one request from every bucket, or from none; ``RateLimited`` names the first full."""
-    with sqlite_write_turn(engine), engine.begin() as conn:
+class KeyRates:
+    """Spends limited keys' buckets; one per process, remembering when a full one refills.
+
+    A bucket's time only ever moves forward (another worker's request can only push it later),
+    so a bucket found full at ``now`` stays full until the refill time computed then: requests
+    before it are refused here, in memory, with no transaction. A key that floods past its rate
+    costs the database one refused transaction per refill, not one per request.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._full_until: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"KeyRates(full={len(self._full_until)})"
+
+    def refuse_known_full(self, buckets: tuple[Bucket, ...], now: float) -> None:
+        """Raise ``RateLimited`` when one of ``buckets`` is known full at ``now`` (no I/O)."""
         for bucket in buckets:
-            if not _take(conn, bucket, now):
-                wait = _wait(conn, bucket, now)
-                conn.rollback()
-                raise _refusal(bucket, wait)
+            until = self._full_until.get(bucket.key_id)
+            if until is not None:
+                if now < until:
+                    raise _refusal(bucket, until - now)
+                self._full_until.pop(bucket.key_id, None)
+
+    def spend(self, buckets: tuple[Bucket, ...], now: float) -> None:
+        """Take one request from every bucket, or from none; ``RateLimited`` names the first
+        full one. Blocking: call it in a worker thread."""
+        with sqlite_write_turn(self._engine), self._engine.begin() as conn:
+            for bucket in buckets:
+                if not _take(conn, bucket, now):
+                    frees_at = _frees_at(conn, bucket, now)
+                    conn.rollback()
+                    if len(self._full_until) >= MAX_REMEMBERED:
+                        self._full_until.clear()
+                    self._full_until[bucket.key_id] = frees_at
+                    raise _refusal(bucket, frees_at - now)
 
 
 def _take(conn: Connection, bucket: Bucket, now: float) -> bool:
@@ -62,15 +92,15 @@ def _take(conn: Connection, bucket: Bucket, now: float) -> bool:
     return moved is not None
 
 
-def _wait(conn: Connection, bucket: Bucket, now: float) -> int:
-    """Whole seconds until the bucket has a request again."""
+def _frees_at(conn: Connection, bucket: Bucket, now: float) -> float:
+    """When the bucket next has a request (epoch seconds)."""
     tat = conn.execute(sa.select(table.c.rate_tat).where(table.c.key_id == bucket.key_id)).scalar()
     if tat is None:
-        return 1
-    return max(1, math.ceil(float(tat) + MINUTE / bucket.rpm - MINUTE - now))
+        return now + 1.0
+    return float(tat) + MINUTE / bucket.rpm - MINUTE
 
 
-def _refusal(bucket: Bucket, wait: int) -> RateLimited:
+def _refusal(bucket: Bucket, wait: float) -> RateLimited:
     if bucket.inherited:
         message = (
             f"the rate limit of the key this one was derived from ({bucket.rpm} requests per "
@@ -80,6 +110,6 @@ def _refusal(bucket: Bucket, wait: int) -> RateLimited:
         message = f"this key's rate limit of {bucket.rpm} requests per minute is exceeded"
     return RateLimited(
         message,
-        retry_after=wait,
+        retry_after=math.ceil(wait),
         extra={"scope": "key", "limit": bucket.rpm, "window_seconds": int(MINUTE)},
     )

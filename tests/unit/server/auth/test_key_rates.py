@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from vaultgate.server.auth.key_rates import Bucket, spend
+from vaultgate.server.auth.key_rates import Bucket, KeyRates
 from vaultgate.server.errors import RateLimited
 from vaultgate.server.storage import tables as t
 
@@ -45,6 +45,11 @@ def _tat(engine: Engine, key_id: str) -> float | None:
     query = sa.select(t.key_controls.c.rate_tat).where(t.key_controls.c.key_id == key_id)
     with engine.connect() as conn:
         return conn.execute(query).scalar()
+
+
+def spend(engine: Engine, buckets: tuple[Bucket, ...], now: float) -> None:
+    """One request, as a fresh worker would make it (nothing remembered)."""
+    KeyRates(engine).spend(buckets, now)
 
 
 def test_a_key_gets_its_rate_as_a_burst_then_one_request_per_interval(engine: Engine) -> None:
@@ -104,3 +109,26 @@ def test_derived_keys_spend_their_parents_rate_and_a_refusal_spends_nothing(
     sibling = _key(engine, rpm=2, parent=free)
     spend(engine, (Bucket(sibling, 2),), T0)
     spend(engine, (Bucket(sibling, 2),), T0)
+
+
+def test_a_full_bucket_is_refused_in_memory_until_it_refills(engine: Engine) -> None:
+    # A key flooding past its rate must not cost a write transaction per request: the worker
+    # that found the bucket full refuses until the refill it computed, with no I/O.
+    key = _key(engine, rpm=2)
+    bucket = (Bucket(key, 2),)
+    worker, other = KeyRates(engine), KeyRates(engine)
+    worker.spend(bucket, T0)
+    other.spend(bucket, T0)
+    with pytest.raises(RateLimited) as first:
+        worker.spend(bucket, T0)
+    assert first.value.retry_after == 30
+    with pytest.raises(RateLimited) as remembered:
+        worker.refuse_known_full(bucket, T0 + 10)
+    assert remembered.value.retry_after == 20
+    # The allowed twin: at the refill the memory lets the request through to the bucket, which
+    # is what decides (a worker that remembers nothing asks the bucket at once).
+    worker.refuse_known_full(bucket, T0 + 30)
+    worker.spend(bucket, T0 + 30)
+    other.refuse_known_full(bucket, T0 + 30)
+    with pytest.raises(RateLimited):
+        other.spend(bucket, T0 + 30)
