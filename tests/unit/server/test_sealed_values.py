@@ -288,6 +288,8 @@ def test_rewrap_moves_every_kind_to_the_new_key_and_a_rerun_changes_nothing(
     pending = not_under(engine, "mk_b")
     assert sorted(value.column.name for value in pending) == sorted(KINDS)
     assert {value.key_id for value in pending} == {"mk_a"}
+    # No pass run: everything is reported as left under an older key (the CLI then fails).
+    assert rewrap_all(engine, ROTATED, passes=0) == (0, len(KINDS), len(KINDS))
 
     assert rewrap_all(engine, ROTATED) == (len(KINDS), len(KINDS), 0)
     assert not_under(engine, "mk_b") == []
