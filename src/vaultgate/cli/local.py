@@ -286,8 +286,14 @@ def _rewrap(settings: Settings, engine: Any, wait: float) -> None:
         keyring = activate_for_rewrap(engine, keyring, target, wait=wait)
     except RewrapRefused as exc:
         raise click.ClickException(str(exc)) from None
-    done, total = rewrap_all(engine, Barrier(keyring))
-    click.echo(f"re-wrapped {done} data keys; all {total} now under {target}")
+    done = rewrap_all(engine, Barrier(keyring))
+    if done.left:
+        raise click.ClickException(
+            f"re-wrapped {done.moved} data keys; {done.left} of {done.total} are still under an "
+            "older master key (sealed by a node while this ran); run `vaultgate master-key "
+            "rewrap` again"
+        )
+    click.echo(f"re-wrapped {done.moved} data keys; all {done.total} now under {target}")
 
 
 def _checked_keyring(settings: Settings, engine: Any) -> Any:
@@ -303,21 +309,11 @@ def _checked_keyring(settings: Settings, engine: Any) -> Any:
     return keyring
 
 
-def _pending(engine: Any, active: str) -> int:
-    import sqlalchemy as sa
+def _pending(engine: Any, key_id: str) -> int:
+    """How many sealed values (of every kind) are not wrapped under ``key_id``."""
+    from vaultgate.server.sealed_values import not_under
 
-    from vaultgate.server.storage import tables as t
-
-    with engine.connect() as conn:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(t.secret_versions)
-            .where(
-                t.secret_versions.c.wrapped_key.isnot(None),
-                t.secret_versions.c.master_key_id != active,
-            )
-        )
-        return int(conn.execute(query).scalar() or 0)
+    return len(not_under(engine, key_id))
 
 
 @click.group()

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,7 +22,6 @@ from vaultgate.server.crypto import (
     FileKeyProvider,
     Keyring,
     MasterKeyError,
-    aad_for,
     check_keyring,
 )
 from vaultgate.server.fleet.heartbeat import (
@@ -34,7 +33,6 @@ from vaultgate.server.fleet.heartbeat import (
 )
 from vaultgate.server.settings import Settings
 from vaultgate.server.storage import tables as t
-from vaultgate.server.storage.engine import reading
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -110,54 +108,37 @@ def activate_for_rewrap(
     return Keyring(keyring.keys, active_id=target)
 
 
-def rewrap_all(engine: Engine, barrier: Barrier) -> tuple[int, int]:
-    """Re-wrap every data key under the active master key, one row per transaction.
+class Rewrapped(NamedTuple):
+    """What a re-wrap did: values moved, sealed values found, and those still under another key
+    at the end (sealed under an older key by a node while this ran)."""
 
-    Safe to kill and run again: each row is either under its old key or the new one, and both
-    open. Returns (rewrapped, total live versions).
+    moved: int
+    total: int
+    left: int
+
+
+def rewrap_all(engine: Engine, barrier: Barrier, *, passes: int = 3) -> Rewrapped:
+    """Re-wrap every sealed value's data key under the active master key, one row per transaction.
+
+    Every kind counts: secret versions, OAuth token states, OAuth apps' client secrets, Connect
+    sessions' verifiers, held approval requests and results, audit sinks' webhook secrets
+    (``sealed_values.COLUMNS``). Safe to kill and run again: each value is under its old key or
+    the new one, and both open. A value sealed under an older key while a pass ran (a node not yet
+    sealing under the active key) is picked up by the next pass, up to ``passes``.
     """
-    active = barrier.active_key_id
-    done = 0
-    with reading(engine) as conn:
-        todo = conn.execute(
-            sa.select(
-                t.secret_versions.c.secret_id, t.secret_versions.c.version, t.secrets.c.app_id
-            )
-            .join(t.secrets, t.secrets.c.id == t.secret_versions.c.secret_id)
-            .where(
-                t.secret_versions.c.wrapped_key.isnot(None),
-                t.secret_versions.c.master_key_id != active,
-            )
-        ).all()
-        total = (
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.secret_versions)
-                .where(t.secret_versions.c.wrapped_key.isnot(None))
-            ).scalar()
-            or 0
-        )
-    for secret_id, version, app_id in todo:
-        where = (t.secret_versions.c.secret_id == secret_id, t.secret_versions.c.version == version)
-        with engine.begin() as conn:
-            wrapped = conn.execute(
-                sa.select(t.secret_versions.c.wrapped_key).where(*where).with_for_update()
-            ).scalar()
-            if wrapped is None:
-                continue  # destroyed meanwhile (rotation or deletion of the secret)
-            new, key_id = barrier.rewrap(wrapped, aad=aad_for(app_id, secret_id, version))
-            conn.execute(
-                t.secret_versions.update()
-                .where(*where)
-                .values(wrapped_key=new, master_key_id=key_id)
-            )
-        done += 1
-    # Audit sinks' webhook secrets are sealed the same way (imported here: sinks/ needs runtime
-    # parts that import this module).
-    from vaultgate.server.sinks.store import rewrap_secrets
+    # Imported here: sinks/ and oauth/ need runtime parts that import this module.
+    from vaultgate.server.sealed_values import found, move
 
-    sinks_done, sinks_total = rewrap_secrets(engine, barrier)
-    return done + sinks_done, int(total) + sinks_total
+    active = barrier.active_key_id
+    moved = 0
+    for _ in range(passes):
+        values = found(engine)
+        todo = [value for value in values if value.key_id != active]
+        if not todo:
+            return Rewrapped(moved, len(values), 0)
+        moved += sum(move(engine, barrier, value) for value in todo)
+    values = found(engine)
+    return Rewrapped(moved, len(values), sum(value.key_id != active for value in values))
 
 
 class NodeKeys:

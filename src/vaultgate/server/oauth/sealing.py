@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from vaultgate.server.crypto import Barrier, Sealed
+from vaultgate.server.crypto import Barrier, Sealed, wrapping_key_id
 
 _LABEL: Final = b"vaultgate/oauth/v1\x00"
 _VERSION: Final = b"\x01"
@@ -25,17 +25,39 @@ def _aad(*parts: str) -> bytes:
     return b"".join(out)
 
 
-def seal(barrier: Barrier, plaintext: bytes, *context: str) -> bytes:
-    sealed = barrier.seal_secret(plaintext, aad=_aad(*context))
-    size = struct.pack(">I", len(sealed.wrapped_key))
-    return _VERSION + size + sealed.wrapped_key + sealed.ciphertext
+def _join(wrapped: bytes, ciphertext: bytes) -> bytes:
+    return _VERSION + struct.pack(">I", len(wrapped)) + wrapped + ciphertext
 
 
-def open_sealed(barrier: Barrier, blob: bytes, *context: str) -> bytes:
-    """The plaintext; :class:`DecryptionError` for a blob of another row, field or key."""
+def _split(blob: bytes) -> Sealed:
     if blob[:1] != _VERSION or len(blob) < 5:
         raise ValueError("not a sealed OAuth blob")
     (size,) = struct.unpack(">I", blob[1:5])
     wrapped, ciphertext = blob[5 : 5 + size], blob[5 + size :]
-    sealed = Sealed(ciphertext=ciphertext, wrapped_key=wrapped, master_key_id="")
-    return barrier.open_secret(sealed, aad=_aad(*context))
+    return Sealed(ciphertext=ciphertext, wrapped_key=wrapped, master_key_id="")
+
+
+def seal(barrier: Barrier, plaintext: bytes, *context: str) -> bytes:
+    sealed = barrier.seal_secret(plaintext, aad=_aad(*context))
+    return _join(sealed.wrapped_key, sealed.ciphertext)
+
+
+def open_sealed(barrier: Barrier, blob: bytes, *context: str) -> bytes:
+    """The plaintext; :class:`DecryptionError` for a blob of another row, field or key."""
+    return barrier.open_secret(_split(blob), aad=_aad(*context))
+
+
+def rewrap(barrier: Barrier, blob: bytes, *context: str) -> bytes:
+    """The blob with its data key wrapped under the active master key; the payload unchanged."""
+    sealed = _split(blob)
+    wrapped, _ = barrier.rewrap(sealed.wrapped_key, aad=_aad(*context))
+    return _join(wrapped, sealed.ciphertext)
+
+
+def key_id_of(blob: bytes) -> str | None:
+    """The master key a blob's data key is wrapped under (unauthenticated until opened); None
+    when it is malformed. A head of the blob that holds the wrapped key is enough."""
+    try:
+        return wrapping_key_id(_split(blob))
+    except ValueError:
+        return None

@@ -247,9 +247,21 @@ class TokenStore:
         self._sink.append(conn, event)
 
 
+def rewrap_state(
+    barrier: Barrier, wrapped_key: bytes, *, app_id: str, secret_id: str, version: int
+) -> tuple[bytes, str]:
+    """A token state's data key moved to the active master key (``master-key rewrap``); the
+    ``version`` is the row's. Returns the wrapped key and its master key's id."""
+    return barrier.rewrap(wrapped_key, aad=_state_aad(app_id, secret_id, version))
+
+
 def _aad(holder: Holder) -> bytes:
+    return _state_aad(holder.app_id, holder.secret_id, holder.version)
+
+
+def _state_aad(app_id: str, secret_id: str, version: int) -> bytes:
     # Its own prefix: a token-state blob moved into secret_versions (or back) does not open.
-    return _AAD + aad_for(holder.app_id, holder.secret_id, holder.version)
+    return _AAD + aad_for(app_id, secret_id, version)
 
 
 def _revoked(holder: Holder) -> Forbidden:

@@ -20,7 +20,7 @@ from vaultgate.server.audit.events import AuditEvent
 from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
-from vaultgate.server.crypto import Barrier, Sealed
+from vaultgate.server.crypto import Barrier, Sealed, wrapping_key_id
 from vaultgate.server.errors import Conflict, NotFound, Unprocessable
 from vaultgate.server.settings import Network
 from vaultgate.server.sinks import outbox
@@ -49,34 +49,21 @@ def _split(blob: bytes) -> tuple[bytes, bytes]:
     return blob[4 : 4 + size], blob[4 + size :]
 
 
-def rewrap_secrets(engine: Engine, barrier: Barrier) -> tuple[int, int]:
-    """Move every sink secret's data key to the active master key (``master-key rotate``).
+def rewrap_secret(barrier: Barrier, sink_id: str, blob: bytes) -> bytes:
+    """The sealed secret with its data key wrapped under the active master key (``master-key
+    rewrap``, which walks every sealed column: ``server/sealed_values.py``)."""
+    wrapped, ciphertext = _split(blob)
+    new, _ = barrier.rewrap(wrapped, aad=_aad(sink_id))
+    return struct.pack(">I", len(new)) + new + ciphertext
 
-    One row per transaction, safe to re-run; returns (rewrapped, sealed secrets).
-    """
-    query = sa.select(audit_sinks.c.id).where(audit_sinks.c.secret_sealed.isnot(None))
-    with reading(engine) as conn:
-        ids = list(conn.execute(query).scalars())
-    done = 0
-    for sink_id in ids:
-        with engine.begin() as conn:
-            blob = conn.execute(
-                sa.select(audit_sinks.c.secret_sealed).where(audit_sinks.c.id == sink_id)
-            ).scalar()
-            if blob is None:
-                continue
-            wrapped, ciphertext = _split(blob)
-            new, _ = barrier.rewrap(wrapped, aad=_aad(sink_id))
-            if new == wrapped:
-                continue
-            sealed = struct.pack(">I", len(new)) + new + ciphertext
-            conn.execute(
-                sa.update(audit_sinks)
-                .where(audit_sinks.c.id == sink_id)
-                .values(secret_sealed=sealed)
-            )
-        done += 1
-    return done, len(ids)
+
+def secret_key_id(blob: bytes) -> str | None:
+    """The master key a sealed secret's data key is wrapped under (unauthenticated until opened);
+    None when it is malformed. A head of the blob that holds the wrapped key is enough."""
+    if len(blob) < 4:
+        return None
+    wrapped, _ = _split(blob)
+    return wrapping_key_id(Sealed(ciphertext=b"", wrapped_key=wrapped, master_key_id=""))
 
 
 def open_secret(barrier: Barrier, sink: Sink) -> bytes:
