@@ -355,6 +355,8 @@ BUDGET_FIELDS: tuple[str, ...] = (
     "policy.budget.per",
     "policy.budget.alert_at_percent",
 )
+# Policy fields the form does not show: saving it keeps them as they are.
+NOT_ON_FORM: tuple[str, ...] = ("requires_approval",)
 BUDGET_KINDS: tuple[tuple[str, str], ...] = tuple(
     (metric, "USD" if metric == "usd" else metric) for metric in BUDGET_METRICS
 )

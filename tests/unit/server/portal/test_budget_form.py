@@ -256,3 +256,17 @@ def test_a_clone_edits_its_own_budget_and_shows_the_inherited_one(signed_in_db: 
         assert 'id="f-policy-policy-budget-kind-error"' in refused.text
         assert "a clone may only narrow" in refused.text
         assert _policy(portal, clone)["budget"]["tokens"] == 100
+
+
+def test_saving_the_form_keeps_the_approval_rule_it_has_no_fields_for(signed_in_db: Any) -> None:
+    portal = signed_in_db
+    grant_id = _grant(portal)
+    rule = {"requires_approval": {"methods": ["POST"], "approvers": ["ann@example.com"]}}
+    portal.rt.grants.update_policy(grant_id, rule, FIXTURE)
+    kept = _policy(portal, grant_id)["requires_approval"]
+    answer = _save(portal, grant_id, **_form(kind="requests", amount="3", per="day"))
+    assert answer.status_code == 303, answer.text
+    assert _policy(portal, grant_id) == {
+        "requires_approval": kept,
+        "budget": {"requests": 3, "per": "day", "alert_at_percent": 80},
+    }

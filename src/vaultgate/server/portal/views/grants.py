@@ -61,6 +61,9 @@ def show_grant(request: Request, grant_id: str, user: User) -> Response:
 @router.post("/grants/{grant_id}/policy", include_in_schema=False)
 def update_policy(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
     doc, errors = forms.policy_doc(form)
+    # The form has no fields for an approval rule: saving it keeps the one set by API or CLI.
+    stored = runtime(request).grants.get(grant_id)["policy"] or {}
+    doc.update({name: stored[name] for name in forms.NOT_ON_FORM if name in stored})
     if not errors:
         try:
             # The API's own call: one set of rules, one transaction, one grant:update event.
