@@ -60,6 +60,7 @@ PARTNERS = {
     "policy.budget.kind": "tokens",
     "policy.budget.amount": "1000",
     "policy.budget.per": "day",
+    "policy.budget.alert_at_percent": "80",
 }
 RULE_PARTS = {"target": "header", "name": "X-Crawl", "value": "{token}"}
 
