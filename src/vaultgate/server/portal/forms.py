@@ -348,6 +348,8 @@ POLICY_FIELDS: tuple[str, ...] = (
     "policy.require_reason",
     "policy.proxy_only",
 )
+# Policy fields the form does not show: saving it keeps them as they are.
+NOT_ON_FORM: tuple[str, ...] = ("requires_approval",)
 # The kind comes first: an error on the budget as a whole (a clone's narrowing) lands on it.
 BUDGET_FIELDS: tuple[str, ...] = (
     "policy.budget.kind",
@@ -355,8 +357,6 @@ BUDGET_FIELDS: tuple[str, ...] = (
     "policy.budget.per",
     "policy.budget.alert_at_percent",
 )
-# Policy fields the form does not show: saving it keeps them as they are.
-NOT_ON_FORM: tuple[str, ...] = ("requires_approval",)
 BUDGET_KINDS: tuple[tuple[str, str], ...] = tuple(
     (metric, "USD" if metric == "usd" else metric) for metric in BUDGET_METRICS
 )
