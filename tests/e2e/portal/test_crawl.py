@@ -57,6 +57,10 @@ PARTNERS = {
     "policy.rate_limit.per_seconds": "60",
     "policy.schedule.timezone": "Europe/Paris",
     "policy.schedule.windows": "mon-fri 09:00-17:00",
+    "policy.budget.kind": "tokens",
+    "policy.budget.amount": "1000",
+    "policy.budget.per": "day",
+    "policy.budget.alert_at_percent": "80",
 }
 RULE_PARTS = {"target": "header", "name": "X-Crawl", "value": "{token}"}
 

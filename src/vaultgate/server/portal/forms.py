@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -22,7 +22,7 @@ from vaultgate.injection.credential import (
 from vaultgate.server.durations import DURATION_FORMAT, parse_duration
 from vaultgate.server.errors import VaultError
 from vaultgate.server.policy.methods import METHODS
-from vaultgate.server.policy.models import DAYS
+from vaultgate.server.policy.models import BUDGET_METRICS, DAYS, BudgetPeriod
 from vaultgate.server.portal.routing import Fields
 from vaultgate.server.providers import Provider
 from vaultgate.server.secrets.models import SecretCreate
@@ -31,12 +31,16 @@ FieldErrors = dict[str, str]
 SECRET_PREFIX = "credential."
 ADDITIONAL_ROWS = 3
 _WINDOW = re.compile(r"([a-z,\-]+)\s+(\d\d:\d\d)\s*-\s*(\d\d:\d\d)")
+_WHOLE = re.compile(r"-?[0-9]{1,20}")
+# The policy names a budget's limit after its unit; the form has one amount field for all three.
+_ALIASES = {f"policy.budget.{metric}": "policy.budget.amount" for metric in BUDGET_METRICS}
 
 
 def match_field(field: str | None, known: Collection[str]) -> str | None:
     """The form field an error names: itself, a parent of it, or the first child of it."""
     if not field:
         return None
+    field = _ALIASES.get(field, field)
     candidate = re.sub(r"\[(\d+)\]", r".\1", field)
     while candidate:
         for name in (candidate, re.sub(r"\.(\d+)", r"[\1]", candidate)):
@@ -221,6 +225,7 @@ def policy_doc(fields: Fields) -> tuple[dict[str, Any], FieldErrors]:
             doc[name] = True
     _rate(fields, doc, errors)
     _schedule(fields, doc, errors)
+    _budget(fields, doc, errors)
     return doc, errors
 
 
@@ -261,6 +266,33 @@ def _schedule(fields: Fields, doc: dict[str, Any], errors: FieldErrors) -> None:
     doc["schedule"] = {"timezone": zone, "windows": windows}
 
 
+def _budget(fields: Fields, doc: dict[str, Any], errors: FieldErrors) -> None:
+    """The budget as the API takes it; its rules (amounts, periods, decimals) are the policy
+    model's, so only an unknown kind or a missing amount is caught here."""
+    kind = fields.get("policy.budget.kind")
+    if not kind:  # "none": no budget, and saving removes the one set
+        return
+    if kind not in BUDGET_METRICS:
+        errors["policy.budget.kind"] = "budget: choose none, requests, tokens or USD"
+        return
+    amount = fields.get("policy.budget.amount")
+    if not amount:
+        errors["policy.budget.amount"] = f"budget: give the number of {kind} allowed per period"
+        return
+    budget: dict[str, Any] = {kind: amount if kind == "usd" else _whole(amount)}
+    if per := fields.get("policy.budget.per"):
+        budget["per"] = per
+    if alert := fields.get("policy.budget.alert_at_percent"):
+        budget["alert_at_percent"] = _whole(alert)
+    doc["budget"] = budget
+
+
+def _whole(text: str) -> int | str:
+    """Digits as the number a JSON client would send; anything else as text, for the policy
+    model to refuse with its own message."""
+    return int(text) if _WHOLE.fullmatch(text) else text
+
+
 def parse_window(line: str) -> dict[str, Any] | None:
     match = _WINDOW.fullmatch(line.strip().lower())
     if match is None:
@@ -292,6 +324,12 @@ def policy_values(doc: dict[str, Any]) -> dict[str, Any]:
     values["policy.schedule.windows"] = "\n".join(
         f"{','.join(w['days'])} {w['start']}-{w['end']}" for w in schedule.get("windows", [])
     )
+    budget = doc.get("budget") or {}
+    kind = next((metric for metric in BUDGET_METRICS if metric in budget), "")
+    values["policy.budget.kind"] = kind
+    values["policy.budget.amount"] = str(budget.get(kind, ""))
+    values["policy.budget.per"] = budget.get("per", "day")
+    values["policy.budget.alert_at_percent"] = str(budget.get("alert_at_percent", ""))
     return values
 
 
@@ -310,4 +348,17 @@ POLICY_FIELDS: tuple[str, ...] = (
     "policy.require_reason",
     "policy.proxy_only",
 )
+# Policy fields the form does not show: saving it keeps them as they are.
+NOT_ON_FORM: tuple[str, ...] = ("requires_approval",)
+# The kind comes first: an error on the budget as a whole (a clone's narrowing) lands on it.
+BUDGET_FIELDS: tuple[str, ...] = (
+    "policy.budget.kind",
+    "policy.budget.amount",
+    "policy.budget.per",
+    "policy.budget.alert_at_percent",
+)
+BUDGET_KINDS: tuple[tuple[str, str], ...] = tuple(
+    (metric, "USD" if metric == "usd" else metric) for metric in BUDGET_METRICS
+)
+BUDGET_PERIODS: tuple[str, ...] = get_args(BudgetPeriod)
 ALL_METHODS = METHODS

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +64,66 @@ class Portal:
     ) -> httpx.Response:
         return self.client.post(path, data={"csrf": self.csrf(csrf_from), **data})
 
+    def prefilled(self, path: str, action: str) -> dict[str, Any]:
+        """What a browser would send from the form posting to ``action`` on ``path``, as the
+        page prefilled it (a name sent several times as a list)."""
+        reader = _FormReader(action)
+        reader.feed(self.client.get(path).text)
+        sent: dict[str, Any] = {}
+        for name, value in reader.fields:
+            sent.setdefault(name, []).append(value)
+        return {name: v[0] if len(v) == 1 else v for name, v in sent.items()}
+
     def make_app(self, name: str = "billing") -> str:
         return str(self.rt.keys.create_app(name, _actor())["id"])
+
+
+class _FormReader(HTMLParser):
+    """The successful controls of one form: inputs, checked boxes, selected options, textareas."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action, self.inside = action, False
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._first: tuple[str, str] | None = None
+        self._chosen = False
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("action") == self.action
+        elif not self.inside:
+            return
+        elif tag == "input":
+            if "name" in a and (a.get("type") != "checkbox" or "checked" in a):
+                self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "select":
+            self._select, self._first, self._chosen = a.get("name"), None, False
+        elif tag == "option" and self._select is not None:
+            self._first = self._first or (self._select, a.get("value", ""))
+            if "selected" in a:
+                self.fields.append((self._select, a.get("value", "")))
+                self._chosen = True
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.fields.append((self._textarea or "", ""))
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            name, text = self.fields.pop()
+            self.fields.append((name, text + data))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select" and self._select is not None:
+            if not self._chosen and self._first is not None:  # a browser sends the first option
+                self.fields.append(self._first)
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
 
 
 def _actor() -> Any:
@@ -77,9 +137,9 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def portal(tmp_path: Path, clock: Clock) -> Iterator[Portal]:
-    settings = load_settings({"VAULTGATE_DATA_DIR": str(tmp_path / "data")})
+@contextmanager
+def _portal(env: dict[str, str], clock: Clock) -> Iterator[Portal]:
+    settings = load_settings(env)
     first = initialise(settings)
     rt = Runtime.build(settings, clock=clock)
     app = create_app(settings, runtime=rt)
@@ -88,7 +148,25 @@ def portal(tmp_path: Path, clock: Clock) -> Iterator[Portal]:
 
 
 @pytest.fixture
+def portal(tmp_path: Path, clock: Clock) -> Iterator[Portal]:
+    with _portal({"VAULTGATE_DATA_DIR": str(tmp_path / "data")}, clock) as made:
+        yield made
+
+
+@pytest.fixture
 def signed_in(portal: Portal) -> Portal:
     answer = portal.login()
     assert answer.status_code == 303, answer.text
     return portal
+
+
+@pytest.fixture
+def signed_in_db(tmp_path: Path, clock: Clock, db_url: str) -> Iterator[Portal]:
+    """``signed_in`` on each backend: SQLite, then a PostgreSQL database of the test's own."""
+    env = {"VAULTGATE_DATA_DIR": str(tmp_path / "data")}
+    if not db_url.startswith("sqlite"):
+        env["VAULTGATE_DATABASE_URL"] = db_url
+    with _portal(env, clock) as portal:
+        answer = portal.login()
+        assert answer.status_code == 303, answer.text
+        yield portal

@@ -20,6 +20,7 @@ from vaultgate.server.secrets.models import GrantClone
 
 router = APIRouter(prefix="/portal", route_class=PortalRoute)
 CLONE_FIELDS = ("name", "ttl_seconds", *forms.POLICY_FIELDS)
+EDIT_FIELDS = (*forms.POLICY_FIELDS, *forms.BUDGET_FIELDS)
 
 
 def _page(request: Request, grant_id: str, **extra: Any) -> Response:
@@ -39,6 +40,8 @@ def _page(request: Request, grant_id: str, **extra: Any) -> Response:
         children=[g for g in secret["grants"] if g["parent_grant_id"] == grant_id],
         usage=UsageService(rt.engine, rt.grants, rt.clock).usage(grant_id),
         methods=forms.ALL_METHODS,
+        budget_kinds=forms.BUDGET_KINDS,
+        budget_periods=[(per, per) for per in forms.BUDGET_PERIODS],
         policy_values=forms.policy_values(grant["policy"]),
         policy_errors={},
         clone_values={"policy.allowed_methods": []},
@@ -58,15 +61,15 @@ def show_grant(request: Request, grant_id: str, user: User) -> Response:
 @router.post("/grants/{grant_id}/policy", include_in_schema=False)
 def update_policy(request: Request, grant_id: str, actor: PortalActor, form: Form) -> Response:
     doc, errors = forms.policy_doc(form)
-    # The form has no budget fields yet: saving it keeps the budget set through the API.
-    kept = runtime(request).grants.get(grant_id)["policy"] or {}
-    if "budget" in kept:
-        doc["budget"] = kept["budget"]
+    # The form has no fields for an approval rule: saving it keeps the one set by API or CLI.
+    stored = runtime(request).grants.get(grant_id)["policy"] or {}
+    doc.update({name: stored[name] for name in forms.NOT_ON_FORM if name in stored})
     if not errors:
         try:
+            # The API's own call: one set of rules, one transaction, one grant:update event.
             runtime(request).grants.update_policy(grant_id, doc, actor)
         except VaultError as exc:
-            errors = forms.errors_from(exc, forms.POLICY_FIELDS)
+            errors = forms.errors_from(exc, EDIT_FIELDS)
         else:
             return see_other(f"/portal/grants/{quote(grant_id)}?saved=1")
     return _page(request, grant_id, policy_errors=errors, policy_values=forms.echo(form))
