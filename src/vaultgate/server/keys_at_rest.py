@@ -75,7 +75,15 @@ def record_keys(conn: Connection, keyring: Keyring, stored: dict[str, str]) -> N
 
 
 def _has_sealed_data(conn: Connection) -> bool:
-    return conn.execute(sa.select(sa.func.count()).select_from(t.secret_versions)).scalar() != 0
+    """Whether any sealed value is stored (``sealed_values.COLUMNS``: secret versions, OAuth
+    states and clients, approvals, sinks' secrets)."""
+    from vaultgate.server.sealed_values import COLUMNS  # its modules import this one
+
+    for column in COLUMNS:
+        stored = column.table.c[column.column]
+        if conn.execute(sa.select(stored).where(stored.isnot(None)).limit(1)).first():
+            return True
+    return False
 
 
 class RewrapRefused(Exception):

@@ -354,3 +354,32 @@ def test_a_malformed_blob_names_no_key(blob: bytes) -> None:
     assert oauth_sealing.key_id_of(blob) is None
     assert approval_sealing.key_id_of(blob) is None
     assert secret_key_id(blob[:3]) is None
+
+
+def test_a_key_set_is_refused_where_any_kind_is_sealed_but_no_key_is_recorded(
+    engine: Engine,
+) -> None:
+    # Only an OAuth client secret is sealed (no secret version): with the record of master keys
+    # gone, a key set of another key must still be refused, not recorded as the vault's first.
+    from vaultgate.server.crypto import MasterKeyError
+    from vaultgate.server.keys_at_rest import check_against_database
+
+    app_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(t.apps.insert().values(id=app_id, name="oauth", created_at=NOW))
+    body = OAuthAppCreate(
+        app_id=app_id,
+        provider="google",
+        template="google",
+        client_id="cid",
+        client_secret=CLIENT_SECRET,
+    )
+    _oauth_apps(engine, BEFORE).create(body, Actor())
+    with engine.begin() as conn:
+        conn.execute(t.master_keys.delete())
+    with pytest.raises(MasterKeyError, match="holds sealed secrets"):
+        check_against_database(engine, Keyring([B], active_id="mk_b"))
+    # The allowed twin: a database with nothing sealed takes a first key set.
+    with engine.begin() as conn:
+        conn.execute(t.oauth_apps.delete())
+    check_against_database(engine, Keyring([B], active_id="mk_b"))
