@@ -262,7 +262,7 @@ class _TlsConnection:
 
     def _flush(self) -> None:
         # A client gone already is fine: what it sent is recorded.
-        if (pending := self._outgoing.read()) and self._conn.fileno() != -1:
+        if pending := self._outgoing.read():
             with contextlib.suppress(OSError):
                 self._conn.sendall(pending)
 

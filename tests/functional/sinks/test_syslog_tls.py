@@ -231,3 +231,32 @@ def test_a_receiver_that_never_answers_the_handshake_times_out_and_delivery_goes
 
     assert silent["last_error"] == "syslog: timed out"
     assert silent["cursor"] == cursor
+
+
+def test_a_ca_file_gone_after_the_sink_was_made_fails_clearly_and_delivers_once_back(
+    vault: Vault, pki: Path
+) -> None:
+    ca = Authority.create(pki, "logs")
+    receiver = ca.issue(pki, [LOOPBACK])
+    anchor = ca.pem.read_bytes()
+    with tls_syslog_listener(receiver.cert, receiver.key) as listener, vault.admin() as admin:
+        config = {"host": LOOPBACK, "port": listener.port, "tls": True, "ca_file": str(ca.pem)}
+        created = admin.post(
+            "/v1/audit/sinks", json={"name": "rsyslog", "kind": "syslog", "config": config}
+        )
+        assert created.status_code == 201, created.text
+        cursor = created.json()["state"]["cursor"]
+        ca.pem.unlink()  # a node without the file, or an operator's slip
+        assert admin.post("/v1/apps", json={"name": "app"}).status_code == 201
+        wait_until(lambda: _state(admin, "rsyslog")["attempts"] >= 1, tries=2400)
+        failed = _state(admin, "rsyslog")
+        with listener.lock:
+            reached = bytes(listener.raw)
+        ca.pem.write_bytes(anchor)
+        due = _trail_after(admin, cursor)
+        wait_until(lambda: _caught_up(admin, "rsyslog", due), tries=2400)
+
+    assert failed["last_error"] == "syslog: ca_file cannot be read (FileNotFoundError)"
+    assert failed["cursor"] == cursor
+    assert reached == b""  # without its trust anchor it does not even connect
+    assert [e["id"] for e in _received(listener)] == [e["id"] for e in due]
