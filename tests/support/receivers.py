@@ -1,5 +1,6 @@
 """Receivers of audit sinks on loopback: a webhook that checks signatures as the README says,
-and a syslog TCP listener that splits RFC 6587 octet-counted frames.
+a syslog TCP listener that splits RFC 6587 octet-counted frames, the same over TLS (RFC 5425)
+keeping every raw byte it was sent, and a listener that never answers a handshake.
 
 The webhook's check is the README's own snippet (``verify_vaultgate``), extracted and run, so the
 documentation a receiver copies is what the tests prove.
@@ -7,10 +8,12 @@ documentation a receiver copies is what the tests prove.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import socketserver
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +25,12 @@ from typing import Any
 import httpx
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# One audit event as the README's syslog wire describes it, up to its JSON MSG.
+RFC5424 = re.compile(
+    rb"^<(?P<pri>\d{1,3})>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (?P<host>[!-~]+) "
+    rb"(?P<app>[!-~]{1,48}) - (?P<msgid>[!-~]{1,32}) "
+    rb'\[vaultgate@32473 id="(?P<id>[0-9a-f-]{36})" seq="(?P<seq>\d+)"\] \xef\xbb\xbf\{',
+)
 
 
 def readme_verifier() -> Callable[..., list[dict[str, Any]]]:
@@ -164,6 +173,105 @@ def syslog_listener() -> Iterator[SyslogListener]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class TlsSyslogListener:
+    """What a TLS receiver got: frames, refused handshakes, and every byte before decryption."""
+
+    port: int = 0
+    messages: list[bytes] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # the reason of each failed handshake
+    raw: bytearray = field(default_factory=bytearray)  # as it crossed the wire, all connections
+    plaintext: bytearray = field(default_factory=bytearray)  # decrypted, framed or not
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextmanager
+def tls_syslog_listener(cert: Path, key: Path) -> Iterator[TlsSyslogListener]:
+    """RFC 5425 on loopback, presenting ``cert``; it reads each connection to its end."""
+    listener = TlsSyslogListener()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            _TlsConnection(self.request, context, listener).serve()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    listener.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield listener
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _TlsConnection:
+    """TLS through memory buffers, so the listener sees the raw bytes as well as the clear."""
+
+    def __init__(
+        self, conn: socket.socket, context: ssl.SSLContext, listener: TlsSyslogListener
+    ) -> None:
+        self._conn, self._listener = conn, listener
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+
+    def serve(self) -> None:
+        try:
+            self._until_done(self._tls.do_handshake)
+        except (ssl.SSLError, OSError) as exc:
+            with self._listener.lock:
+                self._listener.refused.append(getattr(exc, "reason", None) or type(exc).__name__)
+            self._flush()
+            while self._pump():  # whatever the client sends after the refusal is kept in raw
+                pass
+            return
+        clear = bytearray()
+        try:
+            while chunk := self._until_done(lambda: self._tls.read(65536)):
+                clear += chunk
+        except (ssl.SSLError, OSError):
+            pass  # cut short without close_notify: keep what came (a frame test then fails)
+        with self._listener.lock:
+            self._listener.plaintext += clear
+            self._listener.messages.extend(split_octet_counted(bytes(clear)))
+
+    def _until_done(self, step: Callable[[], Any]) -> Any:
+        while True:
+            try:
+                return step()
+            except ssl.SSLWantReadError:
+                if not self._pump():
+                    return step()  # at the end of input: a result, or the error saying why
+            except ssl.SSLZeroReturnError:
+                return b""  # close_notify: the client is done
+
+    def _pump(self) -> bool:
+        self._flush()
+        data = self._conn.recv(65536)
+        with self._listener.lock:
+            self._listener.raw += data
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    def _flush(self) -> None:
+        # A client gone already is fine: what it sent is recorded.
+        if pending := self._outgoing.read():
+            with contextlib.suppress(OSError):
+                self._conn.sendall(pending)
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port whose connections the kernel accepts and nothing ever reads or answers."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as sock:
+        yield int(sock.getsockname()[1])
 
 
 def free_port() -> int:

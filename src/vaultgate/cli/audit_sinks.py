@@ -69,7 +69,7 @@ def filter_options(fn: Any) -> Any:
 
 @click.group()
 def sinks() -> None:
-    """Audit sinks: stream the trail to a signed webhook, syslog (RFC 5424/TCP) or a file."""
+    """Audit sinks: stream the trail to a signed webhook, syslog (RFC 5424, TCP/TLS) or a file."""
 
 
 @sinks.command("list")
@@ -93,10 +93,15 @@ def sinks_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @sinks.command("add")
 @click.argument("name")
 @click.option("--webhook", "url", default=None, help="An https URL: a signed JSON POST a batch.")
-@click.option("--syslog", "syslog", default=None, help="HOST:PORT of an RFC 5424 TCP receiver.")
+@click.option(
+    "--syslog",
+    "syslog",
+    default=None,
+    help="HOST:PORT of an RFC 5424 receiver (TCP; TLS with --config '{\"tls\": true}').",
+)
 @click.option("--file", "path", default=None, help="An absolute path: one JSON object a line.")
 @click.option("--secret-stdin", is_flag=True, help="Read the webhook secret from standard input.")
-@click.option("--config", "config_json", default=None, help="Extra config as JSON (facility...).")
+@click.option("--config", "config_json", default=None, help="More config, JSON (tls, ca_file...).")
 @click.option("--lead", "lead", type=int, default=None, help="Expiry alert lead time (seconds).")
 @click.option("--from-beginning", is_flag=True, help="Send the whole trail first, not only new.")
 @filter_options

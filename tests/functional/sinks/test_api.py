@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from support import Vault, run_vault
 from support.audit import wait_until
+from support.certs import Authority
 from vaultgate.cli.commands import cli
 
 SECRET = "sink-secret-canary-Hq93LmZp"
@@ -71,6 +72,10 @@ def test_a_sink_is_created_listed_changed_and_deleted_its_secret_never_shown(
         assert SECRET not in text and SECRET[::-1] not in text
 
 
+def _syslog(**config: Any) -> dict[str, Any]:
+    return {"name": "s", "kind": "syslog", "config": {"host": "127.0.0.1", **config}}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
@@ -84,6 +89,12 @@ def test_a_sink_is_created_listed_changed_and_deleted_its_secret_never_shown(
         (_webhook(config={}), 422, "config.url"),
         ({"name": "f", "kind": "file", "config": {"path": "relative.jsonl"}}, 422, "config.path"),
         ({"name": "s", "kind": "syslog", "config": {"host": "h", "port": 0}}, 422, "config.port"),
+        (_syslog(tls=True, ca_file="relative/ca.pem"), 422, "config.ca_file"),
+        (_syslog(tls=True, ca_file="/nonexistent/ca.pem"), 422, "config.ca_file"),
+        (_syslog(ca_file="/etc/ssl/certs/ca-certificates.crt"), 422, "config.ca_file"),  # no tls
+        (_syslog(server_name="logs.internal"), 422, "config.server_name"),  # no tls
+        (_syslog(tls="maybe"), 422, "config.tls"),
+        (_syslog(tls=True, insecure=True), 422, "config.insecure"),  # there is no such switch
         (_webhook(filter={"outcomes": ["maybe"]}), 422, None),
         (_webhook(extra=1), 422, None),
     ],
@@ -97,6 +108,45 @@ def test_bad_sink_input_is_a_4xx_naming_the_problem(
     assert SECRET not in answer.text
     if field is not None:
         assert answer.json()["detail"]["field"] == field
+
+
+CA_CANARY = "ca-file-canary-Vb27QwEr"
+
+
+def test_a_ca_file_that_is_not_a_readable_pem_bundle_is_a_422_naming_it_at_create_and_update(
+    sqlite_vault: Vault, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    not_pem = folder / "notes.txt"
+    not_pem.write_text(f"password={CA_CANARY}\n")
+    key_only = folder / "key.pem"
+    key_only.write_text(f"-----BEGIN PRIVATE KEY-----\n{CA_CANARY}\n-----END PRIVATE KEY-----\n")
+    empty = folder / "empty.pem"
+    empty.write_bytes(b"")
+    good = Authority.create(folder, "logs").pem
+    with sqlite_vault.admin() as admin:
+        answers = [
+            admin.post("/v1/audit/sinks", json=_syslog(tls=True, ca_file=str(path)))
+            for path in (folder, not_pem, key_only, empty)
+        ]
+        created = admin.post("/v1/audit/sinks", json=_syslog(tls=True, ca_file=str(good)))
+        assert created.status_code == 201, created.text  # the allowed twin
+        bad = {"host": "127.0.0.1", "tls": True, "ca_file": str(not_pem)}
+        changed = admin.patch("/v1/audit/sinks/s", json={"config": bad})
+        kept = admin.get("/v1/audit/sinks/s").json()["config"]
+    messages = [answer.json()["detail"]["message"] for answer in answers]
+    assert messages == [
+        "config.ca_file: cannot be read (IsADirectoryError)",
+        "config.ca_file: not a PEM file of CA certificates",
+        "config.ca_file: not a PEM file of CA certificates",
+        "config.ca_file: not a PEM file of CA certificates",
+    ]
+    for answer in (*answers, changed):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"]["field"] == "config.ca_file"
+        assert CA_CANARY not in answer.text
+    assert kept["ca_file"] == str(good) and kept["port"] == 6514  # RFC 5425's, unless given
 
 
 def test_a_duplicate_name_is_a_409_and_http_is_allowed_only_to_a_private_allowed_address(

@@ -4,7 +4,6 @@ their filters, the provider filter of the trail, and no credential in anything a
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,15 +14,10 @@ import pytest
 from functional.sinks.conftest import FAST
 from support import Upstream, Vault, run_vault
 from support.audit import wait_until
-from support.receivers import as_json, syslog_listener
+from support.receivers import RFC5424, as_json, syslog_listener
 
 OPENAI_TOKEN = "sk-proj-canaryStreamAAAA1111bbbb2222cccc3333"
 PLAIN_TOKEN = "plain-canary-token-Zx81Lq"
-RFC5424 = re.compile(
-    rb"^<(?P<pri>\d{1,3})>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (?P<host>[!-~]+) "
-    rb"(?P<app>[!-~]{1,48}) - (?P<msgid>[!-~]{1,32}) "
-    rb'\[vaultgate@32473 id="(?P<id>[0-9a-f-]{36})" seq="(?P<seq>\d+)"\] \xef\xbb\xbf\{',
-)
 
 
 @pytest.fixture

@@ -145,9 +145,24 @@ class Deliverer:
             frames = formats.syslog_frames(
                 events, facility=config["facility"], app_name=config["app_name"]
             )
-            await transports.send_syslog(config["host"], config["port"], frames)
+            await self._send_syslog(config, frames)
         else:
             await asyncio.to_thread(transports.append_file, config["path"], formats.jsonl(events))
+
+    async def _send_syslog(self, config: dict[str, Any], frames: bytes) -> None:
+        context = None
+        if config.get("tls"):  # rows stored before TLS existed have no such key: plain TCP
+            try:
+                context = await asyncio.to_thread(transports.tls_context, config.get("ca_file"))
+            except transports.CaFileError as exc:
+                raise transports.DeliveryFailed(f"syslog: ca_file {exc}") from None
+        await transports.send_syslog(
+            config["host"],
+            config["port"],
+            frames,
+            tls=context,
+            server_name=config.get("server_name"),
+        )
 
     def _session(self) -> aiohttp.ClientSession:
         # aiohttp, the server's HTTP client; no proxy from the environment, no cookies kept.

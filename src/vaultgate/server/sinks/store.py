@@ -23,7 +23,7 @@ from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier, Sealed, wrapping_key_id
 from vaultgate.server.errors import Conflict, NotFound, Unprocessable
 from vaultgate.server.settings import Network
-from vaultgate.server.sinks import outbox
+from vaultgate.server.sinks import outbox, transports
 from vaultgate.server.sinks.models import CONFIGS, Sink, SinkCreate, SinkUpdate
 from vaultgate.server.storage.engine import reading
 from vaultgate.server.storage.tables import audit_sinks, leases
@@ -71,6 +71,18 @@ def open_secret(barrier: Barrier, sink: Sink) -> bytes:
     wrapped, ciphertext = _split(sink.secret_sealed or b"")
     sealed = Sealed(ciphertext=ciphertext, wrapped_key=wrapped, master_key_id="")
     return barrier.open_secret(sealed, aad=_aad(sink.id))
+
+
+def _check_ca_file(ca_file: str | None) -> None:
+    """Load it as delivery will, so a missing or wrong file is a 422 now, not a failure later.
+
+    Every node of a fleet reads the file itself: a node without it fails its deliveries with
+    ``last_error`` saying so.
+    """
+    try:
+        transports.tls_context(ca_file)
+    except transports.CaFileError as exc:
+        raise Unprocessable(f"config.ca_file: {exc}", field="config.ca_file") from None
 
 
 class SinkStore:
@@ -228,6 +240,8 @@ class SinkStore:
             raise Unprocessable(f"{where}: {first['msg']}", field=where) from None
         if kind == "webhook":
             self._check_url(config["url"])
+        if kind == "syslog" and config["tls"]:
+            _check_ca_file(config["ca_file"])
         return config
 
     def _check_url(self, url: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -59,20 +60,56 @@ async def post_webhook(
         raise DeliveryFailed(f"webhook: HTTP {status}")
 
 
-async def send_syslog(host: str, port: int, frames: bytes) -> None:
-    """One TCP connection per batch: connect, write every frame, flush, close cleanly.
+class CaFileError(ValueError):
+    """A syslog sink's ``ca_file`` cannot be used; the message says why, never the content."""
 
-    TCP syslog (RFC 6587) has no acknowledgement; a batch counts as delivered once the kernel
-    took every byte and the connection closed without error.
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """The client side of RFC 5425: the chain and the host name verified, TLS 1.2 or later.
+
+    ``ca_file`` (a PEM bundle) is then the only trust anchor; without it, the system's store.
+    It reads a file: call it in a thread on the event loop.
     """
     try:
-        _, writer = await asyncio.open_connection(host, port)
+        context = ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise CaFileError("not a PEM file of CA certificates") from None
+        raise CaFileError(f"cannot be read ({type(exc).__name__})") from None
+    if ca_file is not None and not context.get_ca_certs():
+        raise CaFileError("holds no CA certificate")  # a PEM of CRLs alone loads "fine"
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+async def send_syslog(
+    host: str,
+    port: int,
+    frames: bytes,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
+) -> None:
+    """One connection per batch: connect (and with ``tls``, finish the handshake, which checks
+    the receiver's certificate), write every frame, flush, close cleanly.
+
+    TCP syslog (RFC 6587, and RFC 5425 over TLS) has no acknowledgement; a batch counts as
+    delivered once the transport took every byte and the connection closed without error.
+    """
+    try:
+        _, writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=(server_name or host) if tls else None
+        )
         try:
             writer.write(frames)
             await writer.drain()
         finally:
             writer.close()
             await writer.wait_closed()
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryFailed(f"syslog: certificate verify failed: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise DeliveryFailed(f"syslog: TLS failed: {exc.reason or type(exc).__name__}") from None
     except OSError as exc:
         raise DeliveryFailed(f"syslog: {type(exc).__name__}") from None
 
