@@ -224,36 +224,42 @@ def run_vault(
     }
     if database_url:
         env["VAULTGATE_DATABASE_URL"] = database_url
-    port = free_port()
-    settings = load_settings(env, port=port)
-    result = initialise(settings)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        access_log=False,
-        **server_options(settings),  # the header deadline and connection cap, as `serve` has
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the vault did not start")
-        time.sleep(0.02)
-    try:
-        yield Vault(
-            f"http://127.0.0.1:{port}",
-            result.admin_key,
-            result.portal_user,
-            result.portal_password,
-            data_dir,
-            env,
+    # Bound now and handed to uvicorn: a port only picked here could be taken (by another
+    # test's connection) while the vault initialises, and the start then failed on bind.
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        port = int(listener.getsockname()[1])
+        settings = load_settings(env, port=port)
+        result = initialise(settings)
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            **server_options(settings),  # the header deadline and connection cap, as `serve` has
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[listener])), daemon=True
+        )
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the vault did not start")
+            time.sleep(0.02)
+        try:
+            yield Vault(
+                f"http://127.0.0.1:{port}",
+                result.admin_key,
+                result.portal_user,
+                result.portal_password,
+                data_dir,
+                env,
+            )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
