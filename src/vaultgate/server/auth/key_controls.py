@@ -146,9 +146,8 @@ class KeyControls:
         if controls is not None:
             self._check_standing(controls, client_ip)
             if controls.rates:
-                now = time.time()
-                self._rates.refuse_known_full(controls.rates, now)
-                await anyio.to_thread.run_sync(self._rates.spend, controls.rates, now)
+                self._rates.refuse_known_full(controls.rates, time.time())
+                await anyio.to_thread.run_sync(self._rates.spend, controls.rates)
         if controls is not None:
             granted = controls.scopes
         else:

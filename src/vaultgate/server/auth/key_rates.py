@@ -16,6 +16,7 @@ The statements run in a worker thread (``anyio.to_thread``): a commit waits for 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -66,10 +67,12 @@ class KeyRates:
                     raise _refusal(bucket, until - now)
                 self._full_until.pop(bucket.key_id, None)
 
-    def spend(self, buckets: tuple[Bucket, ...], now: float) -> None:
+    def spend(self, buckets: tuple[Bucket, ...], now: float | None = None) -> None:
         """Take one request from every bucket, or from none; ``RateLimited`` names the first
-        full one. Blocking: call it in a worker thread."""
+        full one. Blocking: call it in a worker thread. ``now`` defaults to the time once this
+        process has its turn to write (on SQLite, the file lock orders every process's turn)."""
         with sqlite_write_turn(self._engine), self._engine.begin() as conn:
+            now = time.time() if now is None else now
             for bucket in buckets:
                 if not _take(conn, bucket, now):
                     frees_at = _frees_at(conn, bucket, now)
@@ -101,6 +104,9 @@ def _frees_at(conn: Connection, bucket: Bucket, now: float) -> float:
 
 
 def _refusal(bucket: Bucket, wait: float) -> RateLimited:
+    # A bucket is never more than one interval from its next request; a worker whose clock
+    # reading came just before another's commit would compute a hair more.
+    wait = min(wait, MINUTE / bucket.rpm)
     if bucket.inherited:
         message = (
             f"the rate limit of the key this one was derived from ({bucket.rpm} requests per "

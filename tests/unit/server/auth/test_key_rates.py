@@ -132,3 +132,15 @@ def test_a_full_bucket_is_refused_in_memory_until_it_refills(engine: Engine) -> 
     other.refuse_known_full(bucket, T0 + 30)
     with pytest.raises(RateLimited):
         other.spend(bucket, T0 + 30)
+
+
+def test_a_refusal_never_asks_for_more_than_one_interval(engine: Engine) -> None:
+    # A worker's clock reading can precede another worker's commit: computed from it, the wait
+    # came out a second over the interval (Retry-After 31 for a 2-a-minute key).
+    key = _key(engine, rpm=2)
+    bucket = (Bucket(key, 2),)
+    spend(engine, bucket, T0 + 1)
+    spend(engine, bucket, T0 + 1)
+    with pytest.raises(RateLimited) as refused:
+        spend(engine, bucket, T0)
+    assert refused.value.retry_after == 30
