@@ -12,7 +12,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from vaultgate.server.audit.events import AuditEvent, clean_details, new_id
+from vaultgate.server.audit.events import AuditEvent, clean_details, new_event_id
 
 if TYPE_CHECKING:
     from vaultgate.server.auth.keys import Principal
@@ -69,7 +69,7 @@ def completed(
     """
     return dataclasses.replace(
         use,
-        id=new_id(),
+        id=new_event_id(),
         ts=now.astimezone(UTC),
         event=event,
         outcome=outcome,

@@ -12,6 +12,7 @@ from vaultgate.server.audit.events import (
     TRUNCATED,
     AuditEvent,
     clean_text,
+    new_event_id,
     new_id,
     redact_url,
 )
@@ -92,6 +93,33 @@ def test_new_fills_id_and_ts_and_cleans_reason_caller_url() -> None:
 def test_new_gives_each_event_its_own_id() -> None:
     ids = {AuditEvent.new(event=GRANT_USE, outcome=ALLOWED, now=NOW).id for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_event_ids_are_version_7_uuids_in_canonical_text() -> None:
+    for _ in range(200):
+        text = AuditEvent.new(event=GRANT_USE, outcome=ALLOWED, now=NOW).id
+        parsed = uuid.UUID(text)
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text
+
+
+def test_event_ids_sort_in_the_order_of_their_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Time-ordered ids keep the unique index on audit_events.id growing at its end.
+    instants = iter(range(1_700_000_000_000_000_000, 1_700_000_000_050_000_000, 1_000_000))
+    monkeypatch.setattr("vaultgate.server.audit.events.time.time_ns", lambda: next(instants))
+    ids = [new_event_id() for _ in range(50)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 50
+    first = uuid.UUID(ids[0])
+    assert first.int >> 80 == 1_700_000_000_000  # the 48 leading bits: Unix milliseconds
+
+
+def test_event_ids_within_one_millisecond_differ_in_their_random_bits() -> None:
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
 
 
 def test_new_ids_are_version_4_uuids_in_canonical_text() -> None:
