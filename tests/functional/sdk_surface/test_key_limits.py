@@ -65,6 +65,51 @@ async def test_a_key_made_with_limits_is_held_to_them(tenant: Tenant, origin: Up
     assert len(origin.requests) == 1
 
 
+async def test_rotating_a_limited_key_does_not_refill_its_rate(tenant: Tenant) -> None:
+    # Attack: a 2-a-minute key that may manage keys spends one request, then rotates itself
+    # with the second. Were the successor's bucket a fresh one, every rotation would buy another
+    # burst (and the old key, working through its grace, would keep a bucket of its own): an
+    # unbounded rate. The successor and the old key spend the one bucket the key had.
+    made = make_key(tenant, scopes=["grants:read", "keys:admin"], rate_limit_rpm=2).json()
+    async with alter_sdk.App(api_key=made["api_key"]) as app:
+        await app.list_grants()
+        successor = await app.keys.rotate(key_id=made["id"], overlap_days=7)
+        with pytest.raises(alter_sdk.RateLimitError):
+            await app.list_grants()  # the old key, in its grace: the bucket is spent
+    assert successor.rate_limit_rpm == 2
+    async with alter_sdk.App(api_key=successor.api_key) as rotated:
+        with pytest.raises(alter_sdk.RateLimitError) as limited:
+            await rotated.list_grants()
+        with pytest.raises(alter_sdk.RateLimitError):
+            await rotated.keys.rotate(key_id=str(successor.id))
+    assert limited.value.retry_after is not None and 1 <= limited.value.retry_after <= 30
+    # The allowed twin: a key made with the same limits, not rotated, has its own two.
+    other = make_key(tenant, scopes=["grants:read", "keys:admin"], rate_limit_rpm=2).json()
+    async with alter_sdk.App(api_key=other["api_key"]) as app:
+        await app.list_grants()
+        await app.list_grants()
+        with pytest.raises(alter_sdk.RateLimitError):
+            await app.list_grants()
+
+
+async def test_every_key_of_a_chain_of_rotations_spends_the_first_ones_bucket(
+    tenant: Tenant,
+) -> None:
+    first = make_key(tenant, scopes=["grants:read", "keys:admin"], rate_limit_rpm=4).json()
+    async with alter_sdk.App(api_key=first["api_key"]) as app:
+        second = await app.keys.rotate(key_id=first["id"], overlap_days=7)  # 1 of 4
+    async with alter_sdk.App(api_key=second.api_key) as app:
+        third = await app.keys.rotate(key_id=str(second.id), overlap_days=7)  # 2 of 4
+    async with alter_sdk.App(api_key=third.api_key) as app:
+        await app.list_grants()  # 3 of 4
+    async with alter_sdk.App(api_key=first["api_key"]) as app:
+        await app.list_grants()  # 4 of 4, by the first key in its grace
+    for key in (first["api_key"], second.api_key, third.api_key):
+        async with alter_sdk.App(api_key=key) as app:
+            with pytest.raises(alter_sdk.RateLimitError):
+                await app.list_grants()
+
+
 async def test_a_key_used_outside_its_networks_is_refused(tenant: Tenant) -> None:
     key = make_key(tenant, cidr_allowlist=["10.0.0.0/8"]).json()
     assert len(key["scopes"]) > 5  # no scopes asked for: every scope

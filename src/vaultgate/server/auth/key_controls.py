@@ -70,6 +70,7 @@ class Controls:
     rate_limit_rpm: int | None = None
     # The buckets a request spends: the key's own limit, then each limited ancestor's.
     rates: tuple[key_rates.Bucket, ...] = ()
+    rate_key: str | None = None  # the key whose bucket its own rate spends (itself, or rotated)
 
 
 def parse_networks(raw: object, field: str = "cidr_allowlist") -> tuple[Network, ...]:
@@ -200,7 +201,7 @@ class KeyControls:
             revoked = False
             rates = []
             if row["rate_limit_rpm"] is not None:
-                rates.append(key_rates.Bucket(key_id, row["rate_limit_rpm"]))
+                rates.append(key_rates.Bucket(row["rate_key_id"] or key_id, row["rate_limit_rpm"]))
             parent, hops = row["parent_key_id"], 0
             while parent is not None and hops < MAX_DEPTH and not revoked:
                 key = conn.execute(
@@ -209,7 +210,8 @@ class KeyControls:
                 revoked = key is None or key.revoked_at is not None
                 up = _row(conn, parent)
                 if up is not None and up["rate_limit_rpm"] is not None:
-                    rates.append(key_rates.Bucket(parent, up["rate_limit_rpm"], inherited=True))
+                    bucket = up["rate_key_id"] or parent
+                    rates.append(key_rates.Bucket(bucket, up["rate_limit_rpm"], inherited=True))
                 parent, hops = (up["parent_key_id"] if up else None), hops + 1
         cidrs = row["cidr_allowlist"]
         return Controls(
@@ -222,6 +224,7 @@ class KeyControls:
             ancestor_revoked=revoked,
             rate_limit_rpm=row["rate_limit_rpm"],
             rates=tuple(rates),
+            rate_key=row["rate_key_id"] or key_id,
         )
 
     # --- keys.derive --------------------------------------------------------------------------
@@ -314,6 +317,9 @@ class KeyControls:
             if old is None or old.cidrs is None
             else [str(c) for c in old.cidrs],
             "rate_limit_rpm": None if old is None else old.rate_limit_rpm,
+            # The successor spends the old key's bucket (which the old key, in its grace,
+            # goes on spending): a fresh one would refill the rate at every rotation.
+            "rate_key_id": None if old is None or old.rate_limit_rpm is None else old.rate_key,
         }
         retire = {"deprecated_at": now, "grace_until": now + timedelta(days=overlap_days)}
         minted = self._mint(

@@ -295,6 +295,9 @@ key_controls = sa.Table(
     # The key's rate as a GCRA "theoretical arrival time" (epoch seconds), moved by every request
     # it is allowed (auth/key_rates.py): one row per key, so the rate holds across the fleet.
     sa.Column("rate_tat", sa.Float, nullable=True),
+    # Whose rate_tat this key spends when not its own: a rotated key's successor spends the
+    # bucket of the key it replaced (the first of its rotations), so rotating never refills it.
+    sa.Column("rate_key_id", ID, nullable=True),
     sa.Index("ix_key_controls_parent_key_id", "parent_key_id"),
 )
 
