@@ -8,6 +8,8 @@ value (a provider echoing the token back) is masked.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -73,6 +75,32 @@ def _response_body(response: httpx.Response) -> str:
     return _text(response.content, large="response too large", binary="binary response")
 
 
+# A secret of these characters reads the same inside JSON text (ensure_ascii=False) as in the
+# string that holds it: JSON escapes only '"', '\\' and control characters.
+_PLAIN_IN_JSON: Final = re.compile(r'[^"\\\x00-\x1f]*')
+
+
+def scrubbed(body: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
+    """``body`` with every occurrence of each secret masked, in keys and values alike.
+
+    Nearly every report holds no secret at all: one look at its JSON text proves that for the
+    whole body, where walking it field by field cost about 6% of a ``request()``'s CPU (under
+    cProfile, row (e)'s call). A body that may hold one, or that JSON cannot render, is walked.
+    """
+    secrets = tuple(secret for secret in secrets if secret)
+    if not secrets:
+        return body
+    if all(_PLAIN_IN_JSON.fullmatch(secret) for secret in secrets):
+        try:
+            text = json.dumps(body, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None and not any(secret in text for secret in secrets):
+            return body
+    walked: dict[str, Any] = _scrub(body, secrets)
+    return walked
+
+
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)
@@ -111,5 +139,4 @@ def report(
         "reason": call.reason,
         "context": None,
     }
-    scrubbed: dict[str, Any] = _scrub(body, grant.secrets)
-    return scrubbed
+    return scrubbed(body, grant.secrets)

@@ -1,0 +1,75 @@
+"""The outcome report's scrub (`_audit.scrubbed`): its one-look fast path masks exactly what
+walking the body field by field masks, secrets that JSON escapes included."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaultgate._audit import _scrub, scrubbed
+from vaultgate._errors import REDACTED
+
+CANARY = "sk-canary-scrub-Qv71"
+
+_text = st.text(max_size=30)
+_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers() | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _report(echo: str) -> dict[str, Any]:
+    return {
+        "method": "GET",
+        "url": "https://api.example.com/v1",
+        "request_headers": {"user-agent": "vaultgate-python", "x-echo": echo},
+        "response_status": 200,
+        "response_body": f'{{"you_sent": "{echo}"}}',
+        "reason": None,
+    }
+
+
+def test_a_secret_echoed_anywhere_is_masked_in_keys_and_values() -> None:
+    body = {**_report(CANARY), CANARY: [f"prefix {CANARY} suffix", {"deep": CANARY}]}
+    text = json.dumps(scrubbed(body, (CANARY,)))
+    assert CANARY not in text
+    assert text.count(REDACTED) == 5  # x-echo, the response body, the key, both in the list
+
+
+def test_a_report_without_a_secret_comes_back_as_it_was() -> None:
+    body = _report("nothing to hide")
+    assert scrubbed(body, (CANARY,)) == body
+
+
+def test_secrets_that_json_escapes_are_masked_too() -> None:
+    # '"', '\\' and control characters read differently in JSON text than in the string: the
+    # one look at the text cannot prove their absence, so the body is walked.
+    for secret in ('tok"en-canary', "tok\\en-canary", "tok\x01en-canary", "tok\nen-canary"):
+        body = _report(secret)
+        out = scrubbed(body, (secret,))
+        assert secret not in out["request_headers"]["x-echo"]
+        assert secret not in out["response_body"]
+        assert REDACTED in out["request_headers"]["x-echo"]
+
+
+def test_a_body_json_cannot_render_is_walked() -> None:
+    body = {"request_body": {"raw": CANARY, "odd": {1, 2}}}
+    out = scrubbed(body, (CANARY,))
+    assert out["request_body"]["raw"] == REDACTED
+
+
+def test_empty_secrets_mask_nothing() -> None:
+    body = _report("x")
+    assert scrubbed(body, ("",)) == body
+
+
+@given(body=_bodies, secrets=st.lists(st.text(min_size=1, max_size=6), max_size=3))
+def test_the_fast_path_masks_exactly_what_the_walk_masks(body: Any, secrets: list[str]) -> None:
+    wrapped = {"body": body}
+    fast = scrubbed(wrapped, tuple(secrets))
+    walked = _scrub(wrapped, tuple(secrets))
+    assert json.dumps(fast, sort_keys=True) == json.dumps(walked, sort_keys=True)
