@@ -175,6 +175,21 @@ def _app(settings: Settings) -> Any:
     return create_app(settings)
 
 
+def _refuse_taken_port(settings: Settings) -> None:
+    """A clear refusal when something listens on the port already: otherwise one process
+    announced itself and then died of a traceback, and several joined the other listener's
+    SO_REUSEPORT group and served nothing (fleet/sockets.py)."""
+    from vaultgate.server.fleet.sockets import refuse_taken
+
+    try:
+        refuse_taken(settings.host, settings.port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"refusing to start: cannot listen on {settings.host}:{settings.port}: {reason}"
+        ) from None
+
+
 def _checked(start: Callable[[], T], settings: Settings) -> T:
     """``start()``, a master key that does not fit refused with the hint where keys are."""
     from vaultgate.server.crypto import MasterKeyError
@@ -184,6 +199,7 @@ def _checked(start: Callable[[], T], settings: Settings) -> T:
     except MasterKeyError as exc:
         hint = "" if settings.master_key or settings.key_file.exists() else f"; {WHERE}"
         raise click.ClickException(f"refusing to start: {exc}{hint}") from None
+    _refuse_taken_port(settings)
     click.echo(f"vaultgate serving on http://{settings.host}:{settings.port}", err=True)
     return result
 

@@ -47,6 +47,8 @@ class Node:
         deadline = time.monotonic() + timeout
         while sum(needle in line for line in list(self.log)) < count:
             assert time.monotonic() < deadline, f"never logged {needle!r}: {self.log}"
+            ended = self.proc.poll() is not None and not (self._reader and self._reader.is_alive())
+            assert not ended, f"serve exited before logging {needle!r}: {self.log}"
             time.sleep(0.05)
 
     def worker_pids(self) -> list[int]:
@@ -77,12 +79,36 @@ def init_vault(data_dir: Path, database_url: str | None) -> dict[str, Any]:
     return result
 
 
+# A port picked free can be taken before `serve` binds it (another test's client, say): `serve`
+# then refuses to start, saying so, and the node is started again on another port.
+PORT_ATTEMPTS = 3
+
+
 def start_node(
     data_dir: Path,
     init: dict[str, Any],
     database_url: str | None,
     workers: int,
     extra_env: dict[str, str] | None = None,
+) -> Node:
+    for _ in range(PORT_ATTEMPTS - 1):
+        try:
+            return _start_node(data_dir, init, database_url, workers, extra_env)
+        except PortTaken:
+            continue
+    return _start_node(data_dir, init, database_url, workers, extra_env)
+
+
+class PortTaken(Exception):
+    pass
+
+
+def _start_node(
+    data_dir: Path,
+    init: dict[str, Any],
+    database_url: str | None,
+    workers: int,
+    extra_env: dict[str, str] | None,
 ) -> Node:
     port = free_port()
     env = {
@@ -105,10 +131,16 @@ def start_node(
     node = Node(vault, proc)
     node._reader = threading.Thread(target=node.read_log, daemon=True)
     node._reader.start()
-    if workers > 1:
-        node.wait_for_log("started (pid", count=workers)
-    else:  # one process serves itself: no supervisor to log its workers
-        node.wait_for_log("serving on")
+    try:
+        if workers > 1:
+            node.wait_for_log("started (pid", count=workers)
+        else:  # one process serves itself: no supervisor to log its workers
+            node.wait_for_log("serving on")
+    except AssertionError:
+        if any("cannot listen on" in line for line in node.log):
+            node.stop()
+            raise PortTaken(port) from None
+        raise
     _wait_ready(node)
     return node
 

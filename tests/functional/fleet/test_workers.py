@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from functional.fleet.nodes import Node, init_vault, start_node
+from functional.fleet.nodes import VAULTGATE, Node, init_vault, start_node
 from support import Upstream
 from support.database import engine_of
 from support.injection import Tenant
@@ -87,6 +88,26 @@ def test_a_plain_reuseport_group_would_have_shared_connections_with_it() -> None
                 sock.close()
         assert ours + taken == 60
         assert (taken == 0) if steered else (taken > 0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_vault_on_a_taken_port_refuses_to_start(
+    node: Node, tmp_path: Path, workers: int
+) -> None:
+    # Unchecked, a second `serve --workers 2` joined the running vault's SO_REUSEPORT group
+    # and, never picked by its steering, ran on serving nothing; one process announced
+    # "serving on" and then died of a traceback.
+    data_dir = tmp_path / "data"
+    init_vault(data_dir, None)
+    command = [*VAULTGATE, "serve", "--port", str(node.port), "--workers", str(workers)]
+    env = {**os.environ, "VAULTGATE_DATA_DIR": str(data_dir)}
+    env.pop("VAULTGATE_DATABASE_URL", None)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"refusing to start: cannot listen on 127.0.0.1:{node.port}" in done.stderr
+    assert "in use" in done.stderr
+    assert "Traceback" not in done.stderr and "serving on" not in done.stderr
+    _all_answered(node, 20)  # the twin: the vault holding the port serves on
 
 
 def test_a_killed_worker_is_logged_and_replaced(node: Node) -> None:

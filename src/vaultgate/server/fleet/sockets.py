@@ -31,11 +31,27 @@ def bind_group(host: str, port: int, count: int) -> list[socket.socket]:
     """``count`` listening sockets on ``host:port`` that only they can receive connections of."""
     if count < 1:
         raise ValueError("a group needs at least one socket")
+    if port:
+        refuse_taken(host, port)
     group = [_listening(host, port)]
     bound_port = group[0].getsockname()[1]
     group.extend(_listening(host, bound_port) for _ in range(count - 1))
     _steer(group[0], count)
     return group
+
+
+def refuse_taken(host: str, port: int) -> None:
+    """``OSError`` (EADDRINUSE) when anything listens on ``host:port``, another vault included.
+
+    A socket of the group would join another process's SO_REUSEPORT group of the same user
+    without a word (and, behind its BPF program, never be handed a connection): a second vault
+    started on a taken port would look up and serve nothing. A probe bound without
+    SO_REUSEPORT conflicts with every listener on the port, so it says the port is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        probe.bind((host, port))
 
 
 def _listening(host: str, port: int) -> socket.socket:
