@@ -303,6 +303,14 @@ def _rewrap(settings: Settings, engine: Any, wait: float) -> None:
     except RewrapRefused as exc:
         raise click.ClickException(str(exc)) from None
     done = rewrap_all(engine, Barrier(keyring))
+    if done.unreadable:
+        listed = "\n  ".join(done.unreadable)
+        raise click.ClickException(
+            f"re-wrapped {done.moved} data keys; {len(done.unreadable)} sealed values do not "
+            f"open with this key set and were left as they are:\n  {listed}\n"
+            "restore them from a backup or delete them, then run `vaultgate master-key rewrap` "
+            "again"
+        )
     if done.left:
         raise click.ClickException(
             f"re-wrapped {done.moved} data keys; {done.left} of {done.total} are still under an "

@@ -117,12 +117,14 @@ def activate_for_rewrap(
 
 
 class Rewrapped(NamedTuple):
-    """What a re-wrap did: values moved, sealed values found, and those still under another key
-    at the end (sealed under an older key by a node while this ran)."""
+    """What a re-wrap did: values moved, sealed values found, those still under another key at
+    the end (sealed under an older key by a node while this ran, or unreadable), and which of
+    them do not open at all (`sealed_values.describe`: their column and row, never a value)."""
 
     moved: int
     total: int
     left: int
+    unreadable: tuple[str, ...] = ()
 
 
 def rewrap_all(engine: Engine, barrier: Barrier, *, passes: int = 3) -> Rewrapped:
@@ -135,18 +137,26 @@ def rewrap_all(engine: Engine, barrier: Barrier, *, passes: int = 3) -> Rewrappe
     sealing under the active key) is picked up by the next pass, up to ``passes``.
     """
     # Imported here: sinks/ and oauth/ need runtime parts that import this module.
-    from vaultgate.server.sealed_values import found, move
+    from vaultgate.server.sealed_values import Unreadable, describe, found, move
 
     active = barrier.active_key_id
     moved = 0
+    # A value that does not open (a corrupt or truncated row) is reported and passed over:
+    # one bad row must not leave every value after it under the old key.
+    unreadable: dict[str, None] = {}
     for _ in range(passes):
         values = found(engine)
-        todo = [value for value in values if value.key_id != active]
+        todo = [v for v in values if v.key_id != active and describe(v) not in unreadable]
         if not todo:
-            return Rewrapped(moved, len(values), 0)
-        moved += sum(move(engine, barrier, value) for value in todo)
+            break
+        for value in todo:
+            try:
+                moved += move(engine, barrier, value)
+            except Unreadable:
+                unreadable[describe(value)] = None
     values = found(engine)
-    return Rewrapped(moved, len(values), sum(value.key_id != active for value in values))
+    left = sum(value.key_id != active for value in values)
+    return Rewrapped(moved, len(values), left, tuple(unreadable))
 
 
 class NodeKeys:

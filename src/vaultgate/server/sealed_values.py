@@ -16,7 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from vaultgate.server.approvals import sealing as approval_sealing
-from vaultgate.server.crypto import Barrier, Sealed, aad_for, wrapping_key_id
+from vaultgate.server.crypto import (
+    Barrier,
+    DecryptionError,
+    MasterKeyError,
+    Sealed,
+    aad_for,
+    wrapping_key_id,
+)
 from vaultgate.server.oauth import sealing as oauth_sealing
 from vaultgate.server.oauth.store import rewrap_state
 from vaultgate.server.sinks.store import rewrap_secret, secret_key_id
@@ -164,6 +171,17 @@ def not_under(engine: Engine, key_id: str) -> list[Found]:
     return [value for value in found(engine) if value.key_id != key_id]
 
 
+class Unreadable(Exception):
+    """A sealed value that does not open under the key set (corrupt, truncated, or wrapped
+    under a key it lacks): `move` leaves it as it is."""
+
+
+def describe(value: Found) -> str:
+    """Which value: its column and its row's key, for an operator (never any sealed bytes)."""
+    where = ", ".join(f"{name}={value.ref[name]}" for name in value.column.key)
+    return f"{value.column.name} ({where})"
+
+
 def move(engine: Engine, barrier: Barrier, value: Found) -> bool:
     """Re-wrap one value under the active key in its own transaction; whether it moved.
 
@@ -179,7 +197,10 @@ def move(engine: Engine, barrier: Barrier, value: Found) -> bool:
         current = None if row is None else row[column.column]
         if row is None or current is None or column.key_id(current) == barrier.active_key_id:
             return False
-        moved = column.rewrap(barrier, {**value.ref, **row})
+        try:
+            moved = column.rewrap(barrier, {**value.ref, **row})
+        except (DecryptionError, MasterKeyError, ValueError) as exc:
+            raise Unreadable(describe(value)) from exc
         conn.execute(table.update().where(*where).values(**moved))
     return True
 

@@ -192,3 +192,43 @@ def test_a_rerun_finishes_a_rotation_whose_only_sealed_value_is_an_oauth_client_
     assert len(json.loads((sqlite_vault.data_dir / "master.key").read_text())["keys"]) == 2
     newest = _assert_client_secret_under_newest_key_only(sqlite_vault, oauth_app_id)
     assert f"re-wrapped 1 data keys; all 1 now under {newest}" in out
+
+
+def test_a_value_that_does_not_open_is_named_and_the_rest_still_move(
+    sqlite_vault: Vault, upstream: Upstream
+) -> None:
+    app_id, key = sqlite_vault.make_app_key()
+    made = {}
+    with sqlite_vault.admin() as admin:
+        for name in ("good", "bad"):
+            made[name] = admin.post(
+                "/v1/secrets",
+                json={
+                    "app_id": app_id,
+                    "name": name,
+                    "credential_type": "bearer",
+                    "credential": {"token": f"canary-{name}-Wd62"},
+                    "allowed_hosts": [upstream.origin],
+                },
+            ).json()
+    with sqlite3.connect(sqlite_vault.data_dir / "vaultgate.db") as db:
+        bad = made["bad"]["secret_id"]
+        (wrapped,) = db.execute(
+            "SELECT wrapped_key FROM secret_versions WHERE secret_id = ?", (bad,)
+        ).fetchone()
+        broken = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])  # its tag no longer checks
+        db.execute("UPDATE secret_versions SET wrapped_key = ? WHERE secret_id = ?", (broken, bad))
+    env = {**os.environ, "VAULTGATE_DATA_DIR": str(sqlite_vault.data_dir)}
+    done = subprocess.run(
+        [*VAULTGATE, "master-key", "rotate"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "1 sealed values do not open with this key set" in done.stderr
+    assert f"secret_versions.wrapped_key (secret_id={bad}, version=1)" in done.stderr
+    assert "Traceback" not in done.stderr and "canary-" not in done.stderr + done.stdout
+    newest = FileKeyProvider(sqlite_vault.data_dir / "master.key").load().keys[-1].key_id
+    with sqlite3.connect(sqlite_vault.data_dir / "vaultgate.db") as db:
+        rows = dict(db.execute("SELECT secret_id, master_key_id FROM secret_versions"))
+    assert rows[made["good"]["secret_id"]] == newest  # the twin: every other value moved
+    assert rows[bad] != newest
+    assert _use(sqlite_vault, made["good"]["grant_id"], key) == 200

@@ -289,16 +289,37 @@ def test_rewrap_moves_every_kind_to_the_new_key_and_a_rerun_changes_nothing(
     assert sorted(value.column.name for value in pending) == sorted(KINDS)
     assert {value.key_id for value in pending} == {"mk_a"}
     # No pass run: everything is reported as left under an older key (the CLI then fails).
-    assert rewrap_all(engine, ROTATED, passes=0) == (0, len(KINDS), len(KINDS))
+    assert rewrap_all(engine, ROTATED, passes=0) == (0, len(KINDS), len(KINDS), ())
 
-    assert rewrap_all(engine, ROTATED) == (len(KINDS), len(KINDS), 0)
+    assert rewrap_all(engine, ROTATED) == (len(KINDS), len(KINDS), 0, ())
     assert not_under(engine, "mk_b") == []
     _assert_opens_under_b_only(engine, ids)
 
     before_rerun = _stored(engine)
-    assert rewrap_all(engine, ROTATED) == (0, len(KINDS), 0)
+    assert rewrap_all(engine, ROTATED) == (0, len(KINDS), 0, ())
     assert _stored(engine) == before_rerun
     _assert_opens_under_b_only(engine, ids)
+
+
+def test_a_value_that_does_not_open_is_named_and_every_other_value_still_moves(
+    engine: Engine,
+) -> None:
+    # A corrupt row used to stop the re-wrap with a traceback, leaving every value after it
+    # under the old key. Its wrapped key keeps its header (it is still listed under A) but its
+    # tag is broken, so it cannot be unwrapped.
+    ids = _seal_every_kind(engine)
+    with engine.begin() as conn:
+        wrapped = conn.execute(sa.select(t.secret_versions.c.wrapped_key)).scalar_one()
+        broken = bytes(wrapped[:-1]) + bytes([wrapped[-1] ^ 1])
+        conn.execute(t.secret_versions.update().values(wrapped_key=broken))
+    done = rewrap_all(engine, ROTATED)
+    assert (done.moved, done.total, done.left) == (len(KINDS) - 1, len(KINDS), 1)
+    assert done.unreadable == (f"secret_versions.wrapped_key (secret_id={ids.secret}, version=1)",)
+    left = not_under(engine, "mk_b")
+    assert [value.column.name for value in left] == ["secret_versions.wrapped_key"]
+    assert _row(engine, t.secret_versions, secret_id=ids.secret)["wrapped_key"] == broken
+    # A re-run tries the broken value again, names it again, and moves nothing else.
+    assert rewrap_all(engine, ROTATED) == (0, len(KINDS), 1, done.unreadable)
 
 
 def test_only_the_wrapped_key_changes_the_payload_stays(engine: Engine) -> None:

@@ -93,7 +93,7 @@ def test_master_key_rotation_rewraps_a_sinks_webhook_secret(
     sink_id = str(store.create(body, Actor())["id"])
     old = MasterKey("mk_test", bytes(range(32)))
     new = MasterKey("mk_new", bytes(range(100, 132)))
-    assert rewrap_all(engine, Barrier(Keyring([old, new], active_id="mk_new"))) == (1, 1, 0)
+    assert rewrap_all(engine, Barrier(Keyring([old, new], active_id="mk_new"))) == (1, 1, 0, ())
     only_new = Barrier(Keyring([new], active_id="mk_new"))
     assert open_secret(only_new, store.find(sink_id)) == b"rotate-me-0123456789"
-    assert rewrap_all(engine, only_new) == (0, 1, 0)  # re-run: nothing left to move
+    assert rewrap_all(engine, only_new) == (0, 1, 0, ())  # re-run: nothing left to move
