@@ -110,6 +110,38 @@ def test_a_second_vault_on_a_taken_port_refuses_to_start(
     _all_answered(node, 20)  # the twin: the vault holding the port serves on
 
 
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended (a zombie nobody reaps has ended too)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves the parent no time to stop its workers. Orphaned, they went on serving the
+    # port for good: a restarted vault then found it taken, and nobody supervised the workers.
+    orphaned = _node(tmp_path / "data")
+    workers = orphaned.worker_pids()
+    assert len(workers) == 2
+    orphaned.proc.kill()
+    orphaned.proc.wait(timeout=30)
+    deadline = time.monotonic() + 90
+    try:
+        while not all(_gone(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers outlived their supervisor: {workers}"
+            time.sleep(0.1)
+    finally:
+        for pid in workers:  # none is left serving on the machine, whatever the outcome
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    orphaned.stop()  # their end of its log is closed now: the reader has finished
+    with socket.socket() as probe:  # the port is free again for the vault's next start
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", orphaned.port))
+
+
 def test_a_killed_worker_is_logged_and_replaced(node: Node) -> None:
     started = len(node.worker_pids())
     victim = node.worker_pids()[0]

@@ -8,11 +8,15 @@ the rest and exits non-zero, so a restart-on-failure supervisor above it takes o
 
 SIGTERM or SIGINT: the parent passes SIGTERM to every worker; each stops accepting, finishes its
 in-flight requests, then flushes its audit writer as its app shuts down; the parent exits 0 once
-every worker has ended cleanly.
+every worker has ended cleanly. A parent killed outright (SIGKILL, the OOM killer) cannot: on
+Linux each worker asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so it
+stops the same way instead of serving on, unsupervised, on a port the next start needs.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -31,6 +35,7 @@ MAX_RESTARTS: Final = 5
 RESTART_WINDOW: Final = 30.0
 STOP_TIMEOUT: Final = 60.0
 _CLEAN_EXITS: Final = (0, -signal.SIGTERM, -signal.SIGINT)
+PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 Target = Callable[..., None]
 
@@ -62,8 +67,8 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         worker = self._context.Process(
-            target=self._target,
-            args=(*self._args, self._sockets[index]),
+            target=_supervised,
+            args=(os.getpid(), self._target, *self._args, self._sockets[index]),
             name=f"vaultgate-worker-{index}",
         )
         worker.start()
@@ -114,6 +119,28 @@ class Supervisor:
         # uvicorn re-raises the signal it stopped on once it has shut down cleanly.
         clean = all(w.exitcode in _CLEAN_EXITS for w in self._workers.values())
         return 1 if self._failed or not clean else 0
+
+
+def _supervised(parent: int, target: Target, *args: Any) -> None:
+    """A worker's life: ``target(*args)``, ended by SIGTERM if ``parent`` dies first."""
+    stop_with_parent(parent)
+    target(*args)
+
+
+def stop_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux; elsewhere nothing).
+
+    The parent may have died already, before the request was made: then this process is stopped
+    at once, the same way.
+    """
+    if os.uname().sysname != "Linux":  # pragma: no cover - the fleet runs on Linux
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot ask to stop with the supervisor: errno %d", ctypes.get_errno())
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _how(exitcode: int | None) -> str:
