@@ -154,7 +154,8 @@ def split_octet_counted(stream: bytes) -> list[bytes]:
 
 
 @contextmanager
-def syslog_listener() -> Iterator[SyslogListener]:
+def syslog_listener(host: str = "127.0.0.1") -> Iterator[SyslogListener]:
+    """A TCP syslog receiver on ``host`` (an IPv4 or IPv6 address), octet-counted framing."""
     listener = SyslogListener()
 
     class Handler(socketserver.BaseRequestHandler):
@@ -164,7 +165,10 @@ def syslog_listener() -> Iterator[SyslogListener]:
                 chunks.append(data)
             listener.messages.extend(split_octet_counted(b"".join(chunks)))
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    class Server(socketserver.ThreadingTCPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    server = Server((host, 0), Handler)
     server.daemon_threads = True
     listener.port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,20 @@ class SyslogConfig(_Strict):
     server_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:-]+$"
     )
+
+    @field_validator("host")
+    @classmethod
+    def _unbracketed(cls, value: str) -> str:
+        # "[::1]" is how a URL spells an IPv6 address; a socket takes it without the brackets
+        # (with them, the name would be looked up and never found).
+        if value.startswith("[") and value.endswith("]"):
+            try:
+                return str(ipaddress.IPv6Address(value[1:-1]))
+            except ValueError:
+                raise ValueError("brackets may only hold an IPv6 address") from None
+        if "[" in value or "]" in value:
+            raise ValueError("brackets may only hold an IPv6 address, as in [2001:db8::1]")
+        return value
 
     @field_validator("ca_file", "server_name")
     @classmethod

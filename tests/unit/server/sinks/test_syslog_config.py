@@ -55,3 +55,30 @@ async def test_a_syslog_row_from_before_tls_is_delivered_over_plain_tcp(
         wait_until(lambda: len(listener.messages) == 2)  # the handler splits after the close
     sink = store.find(sink_id)
     assert (sink.cursor, sink.last_error) == (3, None)  # past its creation (1) and the two
+
+
+async def test_a_bracketed_ipv6_receiver_is_reached_at_its_address(
+    engine: Engine, store: SinkStore, barrier: Barrier
+) -> None:
+    # "[::1]" was stored as given and looked up as a name: every delivery failed.
+    with syslog_listener("::1") as listener:
+        config = {"host": "[::1]", "port": listener.port}
+        body = SinkCreate.model_validate({"name": "v6", "kind": "syslog", "config": config})
+        sink_id = store.create(body, Actor())["id"]
+        append_events(engine, 2)
+        deliverer = Deliverer(engine, store, barrier, lambda: NOW, DeliverySettings())
+        await deliverer.run_once()
+        wait_until(lambda: len(listener.messages) == 2)
+    sink = store.find(sink_id)
+    assert (sink.cursor, sink.last_error) == (3, None)
+
+
+@pytest.mark.parametrize("host", ["[::1]", "::1", "[2001:db8::1]"])
+def test_an_ipv6_host_is_kept_without_brackets(host: str) -> None:
+    assert SyslogConfig.model_validate({"host": host}).host == host.strip("[]")
+
+
+@pytest.mark.parametrize("host", ["[logs.internal]", "logs[1].internal", "[::1", "[127.0.0.1]"])
+def test_brackets_around_anything_but_an_ipv6_address_are_refused(host: str) -> None:
+    with pytest.raises(ValueError, match="brackets may only hold an IPv6 address"):
+        SyslogConfig.model_validate({"host": host})
