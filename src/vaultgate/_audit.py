@@ -88,15 +88,16 @@ def scrubbed(body: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
     cProfile, row (e)'s call). A body that may hold one, or that JSON cannot render, is walked.
     """
     secrets = tuple(secret for secret in secrets if secret)
-    if not secrets:
-        return body
     if all(_PLAIN_IN_JSON.fullmatch(secret) for secret in secrets):
         try:
             text = json.dumps(body, ensure_ascii=False)
         except (TypeError, ValueError):
             text = None
         if text is not None and not any(secret in text for secret in secrets):
-            return body
+            # A copy, as the walk makes one: the report is sent later, in the background, and
+            # the request body in it is the caller's own object, free to change meanwhile.
+            copy: dict[str, Any] = json.loads(text)
+            return copy
     walked: dict[str, Any] = _scrub(body, secrets)
     return walked
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,6 +44,18 @@ def test_a_secret_echoed_anywhere_is_masked_in_keys_and_values() -> None:
 def test_a_report_without_a_secret_comes_back_as_it_was() -> None:
     body = _report("nothing to hide")
     assert scrubbed(body, (CANARY,)) == body
+
+
+@pytest.mark.parametrize("secrets", [(CANARY,), ()])
+def test_the_report_is_a_copy_the_callers_body_cannot_change_later(
+    secrets: tuple[str, ...],
+) -> None:
+    # The report is sent in the background after request() returns: a caller reusing its
+    # request body must change neither what is reported nor, with a secret, what is masked.
+    sent = {"messages": [{"role": "user", "content": "hello"}]}
+    report = scrubbed({"request_body": sent}, secrets)
+    sent["messages"].append({"role": "user", "content": CANARY})
+    assert report == {"request_body": {"messages": [{"role": "user", "content": "hello"}]}}
 
 
 def test_secrets_that_json_escapes_are_masked_too() -> None:
