@@ -179,7 +179,13 @@ def sinks_set(
         if not isinstance(changes, dict):
             raise click.UsageError("--config: expected a JSON object")
         # The API takes a sink's whole config: the keys not named keep their current values.
-        current = api(ctx).call("GET", f"/v1/audit/sinks/{ref}").get("config") or {}
+        sink = api(ctx).call("GET", f"/v1/audit/sinks/{ref}")
+        current = dict(sink.get("config") or {})
+        # A syslog port left at its default follows TLS on or off (514 or 6514).
+        default_port = 6514 if current.get("tls") else 514
+        syslog = sink.get("kind") == "syslog"
+        if syslog and "port" not in changes and current.get("port") == default_port:
+            current.pop("port", None)
         merged = {**current, **changes}
         body["config"] = {key: value for key, value in merged.items() if value is not None}
     if enabled is not None:

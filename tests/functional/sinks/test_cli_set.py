@@ -75,3 +75,14 @@ def test_set_config_takes_only_a_json_object(vault: Vault) -> None:
     for given in ("[1]", "not json"):
         refused = _cli(vault, "set", "logs", "--config", given)
         assert refused.exit_code == 2 and "--config" in refused.output
+
+
+def test_a_default_syslog_port_follows_tls_on_and_off(vault: Vault) -> None:
+    with vault.admin() as admin:
+        body = {"name": "logs", "kind": "syslog", "config": {"host": "127.0.0.1"}}
+        assert admin.post("/v1/audit/sinks", json=body).status_code == 201
+    assert _config(vault, "logs")["port"] == 514
+    assert _cli(vault, "set", "logs", "--config", '{"tls": true}').exit_code == 0
+    assert _config(vault, "logs")["port"] == 6514  # RFC 5425's port, as the API would choose
+    assert _cli(vault, "set", "logs", "--config", '{"tls": false}').exit_code == 0
+    assert _config(vault, "logs")["port"] == 514
