@@ -8,6 +8,7 @@ seals it; this one knows only the rows and the context each value is bound to.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -199,7 +200,7 @@ def move(engine: Engine, barrier: Barrier, value: Found) -> bool:
             return False
         try:
             moved = column.rewrap(barrier, {**value.ref, **row})
-        except (DecryptionError, MasterKeyError, ValueError) as exc:
+        except (DecryptionError, MasterKeyError, ValueError, struct.error) as exc:
             raise Unreadable(describe(value)) from exc
         conn.execute(table.update().where(*where).values(**moved))
     return True

@@ -322,6 +322,15 @@ def test_a_value_that_does_not_open_is_named_and_every_other_value_still_moves(
     assert rewrap_all(engine, ROTATED) == (0, len(KINDS), 1, done.unreadable)
 
 
+def test_a_sealed_value_too_short_to_name_its_key_is_named_too(engine: Engine) -> None:
+    ids = _seal_every_kind(engine)
+    with engine.begin() as conn:
+        conn.execute(t.audit_sinks.update().values(secret_sealed=b"\x01\x02"))
+    done = rewrap_all(engine, ROTATED)
+    assert done.unreadable == (f"audit_sinks.secret_sealed (id={ids.sink})",)
+    assert (done.moved, done.left) == (len(KINDS) - 1, 1)
+
+
 def test_only_the_wrapped_key_changes_the_payload_stays(engine: Engine) -> None:
     _seal_every_kind(engine)
     before = _stored(engine)
