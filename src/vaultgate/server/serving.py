@@ -59,7 +59,14 @@ def serve_many(settings: Settings, workers: int, environment: dict[str, str]) ->
     # glibc reads this once, at process start: so it goes into the environment the workers are
     # spawned with. An operator's own setting wins.
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    sockets = bind_group(settings.host, settings.port, workers)
+    try:
+        sockets = bind_group(settings.host, settings.port, workers)
+    except OSError as exc:  # taken since `serve` checked it: the same refusal, no traceback
+        reason = exc.strerror or str(exc)
+        logging.getLogger("vaultgate.serve").error(
+            "refusing to start: cannot listen on %s:%s: %s", settings.host, settings.port, reason
+        )
+        return 1
     supervisor = Supervisor(_worker, sockets, (environment, settings.host, settings.port))
     return supervisor.run()
 
