@@ -12,10 +12,10 @@ import math
 import operator
 import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import time_ns as _time_ns
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -282,7 +282,7 @@ def new_event_id() -> str:
     concurrency 32, one worker: 8.2 page writes a request with random ids. The 74 bits after the
     millisecond are random, so ids stay unguessable; the time they show is the event's own.
     """
-    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    raw = bytearray((_time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
     raw[6] = raw[6] & 0x0F | 0x70
     raw[8] = raw[8] & 0x3F | 0x80
     hexa = raw.hex()

@@ -109,7 +109,7 @@ def test_event_ids_sort_in_the_order_of_their_milliseconds(
 ) -> None:
     # Time-ordered ids keep the unique index on audit_events.id growing at its end.
     instants = iter(range(1_700_000_000_000_000_000, 1_700_000_000_050_000_000, 1_000_000))
-    monkeypatch.setattr("vaultgate.server.audit.events.time.time_ns", lambda: next(instants))
+    monkeypatch.setattr("vaultgate.server.audit.events._time_ns", lambda: next(instants))
     ids = [new_event_id() for _ in range(50)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 50
