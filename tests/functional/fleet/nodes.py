@@ -137,7 +137,9 @@ def _start_node(
         else:  # one process serves itself: no supervisor to log its workers
             node.wait_for_log("serving on")
     except AssertionError:
-        if any("cannot listen on" in line for line in node.log):
+        # serve's own refusal, or uvicorn's when the port went between serve's check and its bind
+        taken = ("cannot listen on", "address already in use")
+        if any(words in line.lower() for line in node.log for words in taken):
             node.stop()
             raise PortTaken(port) from None
         raise
