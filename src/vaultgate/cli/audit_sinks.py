@@ -181,8 +181,10 @@ def sinks_set(
         # The API takes a sink's whole config: the keys not named keep their current values.
         sink = api(ctx).call("GET", f"/v1/audit/sinks/{ref}")
         current = dict(sink.get("config") or {})
-        # A syslog port left at its default follows TLS on or off (514 or 6514).
-        default_port = 6514 if current.get("tls") else 514
+        from vaultgate.server.sinks.models import default_syslog_port
+
+        # A syslog port left at its default follows TLS on or off, as the API would choose it.
+        default_port = default_syslog_port(bool(current.get("tls")))
         syslog = sink.get("kind") == "syslog"
         if syslog and "port" not in changes and current.get("port") == default_port:
             current.pop("port", None)

@@ -179,15 +179,12 @@ def _refuse_taken_port(settings: Settings) -> None:
     """A clear refusal when something listens on the port already: otherwise one process
     announced itself and then died of a traceback, and several joined the other listener's
     SO_REUSEPORT group and served nothing (fleet/sockets.py)."""
-    from vaultgate.server.fleet.sockets import refuse_taken
+    from vaultgate.server.fleet.sockets import listen_refusal, refuse_taken
 
     try:
         refuse_taken(settings.host, settings.port)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise click.ClickException(
-            f"refusing to start: cannot listen on {settings.host}:{settings.port}: {reason}"
-        ) from None
+        raise click.ClickException(listen_refusal(settings.host, settings.port, exc)) from None
 
 
 def _checked(start: Callable[[], T], settings: Settings) -> T:

@@ -19,7 +19,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from vaultgate.server.fleet.sockets import bind_group
+from vaultgate.server.fleet.sockets import bind_group, listen_refusal
 from vaultgate.server.fleet.supervisor import Supervisor
 from vaultgate.server.settings import Settings, load_settings
 
@@ -62,9 +62,8 @@ def serve_many(settings: Settings, workers: int, environment: dict[str, str]) ->
     try:
         sockets = bind_group(settings.host, settings.port, workers)
     except OSError as exc:  # taken since `serve` checked it: the same refusal, no traceback
-        reason = exc.strerror or str(exc)
         logging.getLogger("vaultgate.serve").error(
-            "refusing to start: cannot listen on %s:%s: %s", settings.host, settings.port, reason
+            "%s", listen_refusal(settings.host, settings.port, exc)
         )
         return 1
     supervisor = Supervisor(_worker, sockets, (environment, settings.host, settings.port))

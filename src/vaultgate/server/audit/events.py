@@ -282,17 +282,18 @@ def new_event_id() -> str:
     concurrency 32, one worker: 8.2 page writes a request with random ids. The 74 bits after the
     millisecond are random, so ids stay unguessable; the time they show is the event's own.
     """
-    raw = bytearray((_time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
-    raw[6] = raw[6] & 0x0F | 0x70
-    raw[8] = raw[8] & 0x3F | 0x80
-    hexa = raw.hex()
-    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
+    return _uuid_text((_time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10), 7)
 
 
 def new_id() -> str:
     """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, at half the cost."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40
+    return _uuid_text(os.urandom(16), 4)
+
+
+def _uuid_text(sixteen: bytes, version: int) -> str:
+    """``sixteen`` bytes as an RFC 9562 UUID of ``version``, in canonical text."""
+    raw = bytearray(sixteen)
+    raw[6] = raw[6] & 0x0F | version << 4
     raw[8] = raw[8] & 0x3F | 0x80
     hexa = raw.hex()
     return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"

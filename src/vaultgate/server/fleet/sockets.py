@@ -40,6 +40,15 @@ def bind_group(host: str, port: int, count: int) -> list[socket.socket]:
     return group
 
 
+def listen_refusal(host: str, port: int, exc: OSError) -> str:
+    """The one line `serve` stops with when it cannot listen on ``host:port``."""
+    return f"refusing to start: cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def refuse_taken(host: str, port: int) -> None:
     """``OSError`` (EADDRINUSE) when anything listens on ``host:port``, another vault included.
 
@@ -48,15 +57,13 @@ def refuse_taken(host: str, port: int) -> None:
     started on a taken port would look up and serve nothing. A probe bound without
     SO_REUSEPORT conflicts with every listener on the port, so it says the port is taken.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
         probe.bind((host, port))
 
 
 def _listening(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -18,6 +18,15 @@ from pydantic import (
 )
 
 KINDS: Final = ("webhook", "syslog", "file")
+SYSLOG_PORT: Final = 514
+SYSLOG_TLS_PORT: Final = 6514  # RFC 5425's port, as rsyslog and syslog-ng listen for TLS
+
+
+def default_syslog_port(tls: bool) -> int:
+    """The port a syslog sink takes when its config names none."""
+    return SYSLOG_TLS_PORT if tls else SYSLOG_PORT
+
+
 Kind = Literal["webhook", "syslog", "file"]
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # also a Prometheus label value: keep it tame
 MIN_SECRET: Final = 16
@@ -76,7 +85,7 @@ class SyslogConfig(_Strict):
     """
 
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
-    port: int = Field(default=514, ge=1, le=65535)
+    port: int = Field(default=SYSLOG_PORT, ge=1, le=65535)
     # RFC 5424 facility 13 is "log audit"; the app name is the APP-NAME field.
     facility: int = Field(default=13, ge=0, le=23)
     app_name: str = Field(default="vaultgate", pattern=r"^[!-~]{1,48}$")
@@ -113,7 +122,7 @@ class SyslogConfig(_Strict):
     @model_validator(mode="after")
     def _tls_port(self) -> SyslogConfig:
         if self.tls and "port" not in self.model_fields_set:
-            self.port = 6514  # RFC 5425's port, as rsyslog and syslog-ng listen for TLS
+            self.port = default_syslog_port(tls=True)
         return self
 
 
