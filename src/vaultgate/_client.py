@@ -33,6 +33,7 @@ from ._protocol import (
     TOKEN_PATH,
     USER_AGENT,
     TokenGrant,
+    VaultAnswer,
     proxy_outcome,
     proxy_payload,
     raise_for_provider,
@@ -304,7 +305,7 @@ class AlterVault(BaseVault):
         )
         return op.parse(await self._call_vault(request), self._key)
 
-    async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
+    async def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> VaultAnswer:
         request = self._vault_request(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
@@ -326,14 +327,14 @@ class AlterVault(BaseVault):
             raise failure
         return self._provider_answer(response, request, started)
 
-    async def _call_vault(self, request: httpx.Request) -> httpx.Response:
+    async def _call_vault(self, request: httpx.Request) -> VaultAnswer:
         """Straight to the lane when there is one: the client's redirect, auth and cookie
         steps do nothing for these calls (none is followed, sent or kept) but cost CPU."""
         if self._lane is None:
             return await self._send(self._vault, request, "vault")
         failure: NetworkError | None = None
         try:
-            return await self._lane.handle_async_request(request)
+            return await self._lane.reply(request)
         except httpx.TransportError as exc:
             failure = error_from_httpx(exc, "vault")
         raise failure

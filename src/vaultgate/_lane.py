@@ -38,7 +38,7 @@ from typing import Final
 import h11
 import httpx
 
-from ._http11 import Answer, Closed, ProtocolError, read_answer, request_bytes
+from ._http11 import Answer, Closed, ProtocolError, Reply, read_answer, request_bytes
 
 MAX_IDLE: Final = 64
 MAX_ORIGINS: Final = 64
@@ -144,6 +144,11 @@ class VaultLane(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         answer, sent = await self._answered(request)
         return answer.response(sent)
+
+    async def reply(self, request: httpx.Request) -> Reply | httpx.Response:
+        """The answer as ``Answer.reply`` gives it (a vault answer read as JSON)."""
+        answer, sent = await self._answered(request)
+        return answer.reply(sent)
 
     async def answer(self, request: httpx.Request) -> Answer:
         """The answer without an ``httpx.Response`` built for it, for a caller that reads only

@@ -26,6 +26,7 @@ from vaultgate.injection.wire import Wired, apply_wire, from_wire, injected_name
 
 from ._calls import Call, provider_error
 from ._errors import REDACTED, BackendError, error_from_response
+from ._http11 import Reply
 from ._models import PendingApproval
 from ._shapes import ShapeError, parse
 
@@ -42,6 +43,10 @@ _PUBLIC_FIELDS: Final = frozenset({"region", "service"})
 _UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The proxy answer carries the decoded body, so headers describing the original framing are stale.
 _FRAMING_HEADERS: Final = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+# A vault answer read whole: the light lanes' `Reply`, or httpx's response (a client given its
+# own transport, or a content-encoded answer). Both give status_code, content and headers.
+VaultAnswer = Reply | httpx.Response
 
 
 def no_cookies() -> CookieJar:
@@ -142,7 +147,7 @@ class Signer:
         return request
 
 
-def vault_json(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[str, Any]:
+def vault_json(response: VaultAnswer, *, secrets: tuple[str, ...]) -> dict[str, Any]:
     """The JSON object of a vault success answer, or the typed error it stands for."""
     if response.status_code >= 400:
         raise error_from_response(
@@ -157,7 +162,7 @@ def vault_json(response: httpx.Response, *, secrets: tuple[str, ...]) -> dict[st
     return parsed
 
 
-def _bad_answer(response: httpx.Response, message: str) -> BackendError:
+def _bad_answer(response: VaultAnswer, message: str) -> BackendError:
     return BackendError(
         message,
         code="invalid_response",
@@ -210,7 +215,7 @@ class TokenGrant:
         return f"TokenGrant(grant_id={self.grant_id!r}, payload={REDACTED!r})"
 
     @classmethod
-    def parse(cls, response: httpx.Response, *, api_key: str) -> TokenGrant:
+    def parse(cls, response: VaultAnswer, *, api_key: str) -> TokenGrant:
         payload = vault_json(response, secrets=(api_key,))
         token = payload.get("access_token")
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n\0"):
@@ -284,7 +289,7 @@ def proxy_payload(call: Call) -> dict[str, Any]:
 
 
 def proxy_outcome(
-    answer: httpx.Response, call: Call, *, api_key: str
+    answer: VaultAnswer, call: Call, *, api_key: str
 ) -> httpx.Response | PendingApproval:
     """The provider's answer, or (202) the approval the grant's policy holds the call for."""
     if answer.status_code == 202:
@@ -292,7 +297,7 @@ def proxy_outcome(
     return raise_for_provider(proxy_response(answer, call, api_key=api_key), (api_key,))
 
 
-def parse_answer(cls: type[T], answer: httpx.Response, *, secrets: tuple[str, ...]) -> T:
+def parse_answer(cls: type[T], answer: VaultAnswer, *, secrets: tuple[str, ...]) -> T:
     """A vault success answer as ``cls`` (see _shapes), or the typed error it stands for."""
     data = vault_json(answer, secrets=secrets)
     try:
@@ -303,7 +308,7 @@ def parse_answer(cls: type[T], answer: httpx.Response, *, secrets: tuple[str, ..
         ) from None
 
 
-def proxy_response(answer: httpx.Response, call: Call, *, api_key: str) -> httpx.Response:
+def proxy_response(answer: VaultAnswer, call: Call, *, api_key: str) -> httpx.Response:
     """The provider's answer, rebuilt from the ``/sdk/proxy`` envelope (protocol 4.3)."""
     envelope = vault_json(answer, secrets=(api_key,))
     if answer.status_code != 200:

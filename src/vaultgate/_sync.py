@@ -32,6 +32,7 @@ from ._protocol import (
     TOKEN_PATH,
     USER_AGENT,
     TokenGrant,
+    VaultAnswer,
     proxy_outcome,
     proxy_payload,
     raise_for_provider,
@@ -298,20 +299,20 @@ class SyncVault(BaseVault):
         )
         return op.parse(self._call_vault(request), self._key)
 
-    def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> httpx.Response:
+    def _send_vault(self, path: str, payload: dict[str, Any], call: Call) -> VaultAnswer:
         request = self._vault_request(
             self._vault, path, payload, caller=call.caller, timeout=call.timeout
         )
         return self._call_vault(request)
 
-    def _call_vault(self, request: httpx.Request) -> httpx.Response:
+    def _call_vault(self, request: httpx.Request) -> VaultAnswer:
         """Straight to the lane when there is one: the client's redirect, auth and cookie
         steps do nothing for these calls (none is followed, sent or kept) but cost CPU."""
         if self._lane is None:
             return self._send(self._vault, request, "vault")
         failure: NetworkError | None = None
         try:
-            return self._lane.handle_request(request)
+            return self._lane.reply(request)
         except httpx.TransportError as exc:
             failure = error_from_httpx(exc, "vault")
         raise failure

@@ -36,7 +36,7 @@ from typing import Final
 import h11
 import httpx
 
-from ._http11 import Answer, Closed, ProtocolError, read_answer, request_bytes
+from ._http11 import Answer, Closed, ProtocolError, Reply, read_answer, request_bytes
 from ._lane import MAX_IDLE, MAX_ORIGINS, READ_SIZE, Stale, replay, tls_context
 
 _POLL: Final = getattr(select, "poll", None)
@@ -79,7 +79,7 @@ class _Connection:
         self.reused = False
         self.kept = False
 
-    def exchange(self, request: httpx.Request, timeout: dict[str, float | None]) -> httpx.Response:
+    def exchange(self, request: httpx.Request, timeout: dict[str, float | None]) -> Answer:
         wire = request_bytes(
             request.method, request.url.raw_path, request.headers.raw, request.read()
         )
@@ -114,7 +114,7 @@ class _Connection:
                 "the server closed the connection mid-answer", request=request
             ) from None
         self.kept = answer.reusable
-        return answer.response(request)
+        return answer
 
     def write(self, wires: Sequence[bytes], timeout: dict[str, float | None]) -> Exception | None:
         """A pipeline's requests in one send; what failed (``_Cut``: closed by the server)."""
@@ -178,10 +178,20 @@ class SyncLane(httpx.BaseTransport):
         self._idempotent_replay = idempotent_replay
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer, sent = self._answered(request)
+        return answer.response(sent)
+
+    def reply(self, request: httpx.Request) -> Reply | httpx.Response:
+        """The answer as ``Answer.reply`` gives it (a vault answer read as JSON)."""
+        answer, sent = self._answered(request)
+        return answer.reply(sent)
+
+    def _answered(self, request: httpx.Request) -> tuple[Answer, httpx.Request]:
+        """The answer, and the request it answers (``request``, or the one replayed)."""
         timeout = request.extensions.get("timeout", {})
         connection = self._take() or self._open(request, timeout.get("connect"))
         try:
-            return self._exchange(connection, request, timeout)
+            return self._exchange(connection, request, timeout), request
         except Stale:
             again = replay(request, idempotent=self._idempotent_replay)
             if not connection.reused or again is None:
@@ -191,7 +201,7 @@ class SyncLane(httpx.BaseTransport):
         # Found closed before any byte of the answer: once more, on a new connection.
         connection = self._open(again, timeout.get("connect"))
         try:
-            return self._exchange(connection, again, timeout)
+            return self._exchange(connection, again, timeout), again
         except Stale:
             raise httpx.RemoteProtocolError(
                 "the server closed the connection without answering", request=again
@@ -285,9 +295,9 @@ class SyncLane(httpx.BaseTransport):
 
     def _exchange(
         self, connection: _Connection, request: httpx.Request, timeout: dict[str, float | None]
-    ) -> httpx.Response:
+    ) -> Answer:
         try:
-            response = connection.exchange(request, timeout)
+            answer = connection.exchange(request, timeout)
         except TimeoutError:
             connection.close()
             raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from None
@@ -305,7 +315,7 @@ class SyncLane(httpx.BaseTransport):
             message = f"the connection failed: {type(exc).__name__}"
             raise httpx.ReadError(message, request=request) from None
         self._release(connection)
-        return response
+        return answer
 
     def _take(self) -> _Connection | None:
         while True:

@@ -14,8 +14,6 @@ from typing import Any, Final, Generic, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
-import httpx
-
 from ._errors import (
     AlterValueError,
     ApprovalDeniedError,
@@ -35,7 +33,7 @@ from ._models import (
     RevokeGrantResult,
     UnifiedGrantListResult,
 )
-from ._protocol import parse_answer
+from ._protocol import VaultAnswer, parse_answer
 
 T = TypeVar("T")
 
@@ -56,7 +54,7 @@ class Op(Generic[T]):
     answer: type[T]
     timeout: float | None = None
 
-    def parse(self, response: httpx.Response, api_key: str) -> T:
+    def parse(self, response: VaultAnswer, api_key: str) -> T:
         return parse_answer(self.answer, response, secrets=(api_key,))
 
 

@@ -3,10 +3,15 @@ that a written request is byte for byte what h11 (the lanes' former writer) woul
 
 from __future__ import annotations
 
+import gzip
+
 import h11
+import httpx
 import pytest
 
-from vaultgate._http11 import Answer, Closed, ProtocolError, read_answer, request_bytes
+from vaultgate._errors import RateLimitError
+from vaultgate._http11 import Answer, Closed, ProtocolError, Reply, read_answer, request_bytes
+from vaultgate._protocol import vault_json
 
 
 def read(raw: bytes, method: str = "GET", *, pieces: int = 1, eof: bool = False) -> Answer:
@@ -131,3 +136,32 @@ def test_requests_that_would_split_or_lie_are_refused(
 ) -> None:
     with pytest.raises(h11.LocalProtocolError):
         request_bytes("POST", target, headers, b"ab")
+
+
+def test_a_reply_says_what_the_response_of_the_same_answer_says() -> None:
+    """A vault answer read as JSON skips ``httpx.Response``: its status, body and headers are
+    the response's own, and a content-encoded answer still gets httpx's decoding."""
+    request = httpx.Request("POST", "http://vault.test/sdk/token")
+    raw = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Request-ID: r1\r\n\r\n{"ok":true}'
+    reply = read(raw).reply(request)
+    response = read(raw).response(request)
+    assert isinstance(reply, Reply)
+    assert (reply.status_code, reply.content) == (response.status_code, response.content)
+    assert reply.headers == response.headers
+    assert reply.headers["x-request-id"] == "r1"  # case-insensitive, as httpx's
+    assert vault_json(reply, secrets=()) == {"ok": True}
+
+    packed = gzip.compress(b'{"ok":true}')
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    decoded = read(head + packed).reply(request)
+    assert isinstance(decoded, httpx.Response)
+    assert vault_json(decoded, secrets=()) == {"ok": True}
+
+
+def test_a_reply_carries_a_vault_error_as_the_typed_error() -> None:
+    body = b'{"detail":{"error":"rate_limit_exceeded","message":"slow down"}}'
+    raw = b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Length: %d\r\n\r\n" % len(body)
+    reply = read(raw + body).reply(httpx.Request("POST", "http://vault.test/sdk/token"))
+    with pytest.raises(RateLimitError) as raised:
+        vault_json(reply, secrets=())
+    assert raised.value.retry_after == 7
