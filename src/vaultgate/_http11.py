@@ -95,8 +95,8 @@ class Answer:
 class Reply:
     """A vault answer as ``vault_json`` and the error tree read it: what an ``httpx.Response``
     of it would say (status, body, headers), without one. Building and reading that response
-    (its headers, stream, decoder and chunker) was about a tenth of the SDK's CPU in a
-    ``request()``, for an answer whose JSON is all the caller reads."""
+    (its headers, stream, decoder and chunker) for a token answer whose JSON is all the caller
+    reads cost 18 us of the 39 us its read and parse took (timeit, one token answer)."""
 
     status_code: int
     content: bytes
