@@ -91,7 +91,7 @@ class Answer:
         return response
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Reply:
     """A vault answer as ``vault_json`` and the error tree read it: what an ``httpx.Response``
     of it would say (status, body, headers), without one. Building and reading that response
@@ -105,6 +105,10 @@ class Reply:
     @property
     def headers(self) -> httpx.Headers:
         return httpx.Headers(self.raw_headers)
+
+    def __repr__(self) -> str:
+        # Its body may hold the credential (a token answer): the status only, as httpx's.
+        return f"<Reply [{self.status_code}]>"
 
 
 def request_bytes(method: str, target: bytes, headers: Headers, body: bytes) -> bytes:

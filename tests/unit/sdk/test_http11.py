@@ -165,3 +165,13 @@ def test_a_reply_carries_a_vault_error_as_the_typed_error() -> None:
     with pytest.raises(RateLimitError) as raised:
         vault_json(reply, secrets=())
     assert raised.value.retry_after == 7
+
+
+def test_a_reply_never_shows_its_body_or_headers() -> None:
+    """A token answer's body is the credential: a Reply's repr names its status only."""
+    canary = b"sk-canary-7f3e9d"
+    body = b'{"access_token":"' + canary + b'"}'
+    raw = b"HTTP/1.1 200 OK\r\nX-Echo: " + canary + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    reply = read(raw + body).reply(httpx.Request("POST", "http://vault.test/sdk/token"))
+    assert repr(reply) == str(reply) == "<Reply [200]>"
+    assert canary.decode() not in repr(reply)
