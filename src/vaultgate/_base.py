@@ -95,7 +95,7 @@ class BaseVault:
         self,
         client: httpx.Client | httpx.AsyncClient,
         path: str,
-        payload: Mapping[str, Any] | None,
+        payload: Mapping[str, Any] | bytes | None,
         *,
         method: str = "POST",
         caller: str | None = None,
@@ -120,7 +120,7 @@ class BaseVault:
             request.extensions[REPLAY_EXTENSION] = build
         return request
 
-    def _report_request(self, path: str, body: dict[str, Any], call: Call) -> httpx.Request:
+    def _report_request(self, path: str, body: bytes, call: Call) -> httpx.Request:
         """An outcome report (``AUDIT_PATH``) or a batch of them (``BATCH_PATH``)."""
         return self._vault_request(
             self._vault, path, body, caller=call.caller, timeout=call.timeout

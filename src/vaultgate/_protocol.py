@@ -92,7 +92,7 @@ class Signer:
         self,
         client: httpx.Client | httpx.AsyncClient,
         path: str,
-        payload: Mapping[str, Any] | None,
+        payload: Mapping[str, Any] | bytes | None,
         *,
         method: str = "POST",
         caller: str | None = None,
@@ -101,10 +101,14 @@ class Signer:
     ) -> httpx.Request:
         """A signed ``method path``; ``path`` (with its query) is the SDK path that is signed.
 
-        A ``None`` payload sends no body, as the official client's GET and DELETE calls do.
+        A ``None`` payload sends no body, as the official client's GET and DELETE calls do;
+        ``bytes`` are a body already serialised (outcome reports, see ``_audit.scrubbed``).
         ``url``, when given, is the client's base URL plus ``path``, parsed once by the caller.
         """
-        body = b"" if payload is None else compact_json(payload)
+        if payload is None or isinstance(payload, bytes):
+            body = payload or b""
+        else:
+            body = compact_json(payload)
         who = caller if caller is not None else self.caller
         headers = self.default_headers()
         if payload is not None:

@@ -31,7 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 import httpx
 
@@ -52,7 +52,7 @@ SENDERS: Final = 2  # the async twin's batches in flight at once
 LINGER: Final = 0.1
 THREAD_NAME: Final = "vaultgate-reports"
 
-Report = tuple[dict[str, Any], Call]
+Report = tuple[bytes, Call]  # the report's JSON (``_audit.report``), and its call
 # A delivery's result: the vault's answer (or only its status), or why there is none.
 Outcome = httpx.Response | int | NetworkError | BaseException
 
@@ -98,9 +98,11 @@ class Round:
         self.batches = [g for g in groups if batching and len(g) > 1]
         self.singles = [i for g in groups if not (batching and len(g) > 1) for i in g]
 
-    def payload(self, batch: list[int]) -> tuple[dict[str, Any], Call]:
-        """The batch request's body, and a call of the batch (its caller and timeout)."""
-        return {"reports": [self.reports[i][0] for i in batch]}, self.reports[batch[0]][1]
+    def payload(self, batch: list[int]) -> tuple[bytes, Call]:
+        """The batch request's body, ``{"reports": [report, ...]}`` joined from the reports'
+        JSON, and a call of the batch (its caller and timeout)."""
+        body = b'{"reports":[' + b",".join(self.reports[i][0] for i in batch) + b"]}"
+        return body, self.reports[batch[0]][1]
 
     def answered(self, batch: list[int], status: int, body: bytes) -> Verdict:
         """Take the vault's answer to ``batch``; its reports go alone unless it settled them."""
@@ -148,7 +150,7 @@ class Outbox(ABC):
         """Reports handed over and not yet settled."""
 
     @abstractmethod
-    def put(self, body: dict[str, Any], call: Call) -> None:
+    def put(self, body: bytes, call: Call) -> None:
         """Queue one report; never blocks and never raises."""
 
     def _drop(self) -> None:
@@ -209,7 +211,7 @@ class TaskOutbox(Outbox):
     def pending(self) -> int:
         return len(self._queued) + self._sending
 
-    def put(self, body: dict[str, Any], call: Call) -> None:
+    def put(self, body: bytes, call: Call) -> None:
         if self.pending >= self.limit:
             self._drop()
             return
@@ -292,7 +294,7 @@ class ThreadOutbox(Outbox):
         """Queued plus in flight: an item counts until the thread is done with it."""
         return self._queue.unfinished_tasks
 
-    def put(self, body: dict[str, Any], call: Call) -> None:
+    def put(self, body: bytes, call: Call) -> None:
         if not self._start():
             self._drop()
             return
