@@ -56,7 +56,8 @@ def test_the_report_is_a_copy_the_callers_body_cannot_change_later(
     sent = {"messages": [{"role": "user", "content": "hello"}]}
     report = scrubbed({"request_body": sent}, secrets)
     sent["messages"].append({"role": "user", "content": CANARY})
-    assert json.loads(report) == {"request_body": {"messages": [{"role": "user", "content": "hello"}]}}
+    first = {"messages": [{"role": "user", "content": "hello"}]}
+    assert json.loads(report) == {"request_body": first}
 
 
 def test_secrets_that_json_escapes_are_masked_too() -> None:
