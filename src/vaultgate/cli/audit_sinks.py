@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from vaultgate.cli.client import ApiError
 from vaultgate.cli.output import emit
 from vaultgate.cli.remote import api, json_arg, json_option
 
@@ -174,29 +175,55 @@ def sinks_set(
 ) -> None:
     """Pause, resume, re-key, reconfigure or change the lead time of a sink."""
     body: dict[str, Any] = {}
-    if config_json is not None:
-        changes = json_arg(config_json, "--config")
-        if not isinstance(changes, dict):
-            raise click.UsageError("--config: expected a JSON object")
-        # The API takes a sink's whole config: the keys not named keep their current values.
-        sink = api(ctx).call("GET", f"/v1/audit/sinks/{ref}")
-        current = dict(sink.get("config") or {})
-        from vaultgate.server.sinks.models import default_syslog_port
-
-        # A syslog port left at its default follows TLS on or off, as the API would choose it.
-        default_port = default_syslog_port(bool(current.get("tls")))
-        syslog = sink.get("kind") == "syslog"
-        if syslog and "port" not in changes and current.get("port") == default_port:
-            current.pop("port", None)
-        merged = {**current, **changes}
-        body["config"] = {key: value for key, value in merged.items() if value is not None}
     if enabled is not None:
         body["enabled"] = enabled
     if lead is not None:
         body["alert_lead_seconds"] = lead
     if rotate_secret:
         body["secret"] = _secret(False)
-    emit(api(ctx).call("PATCH", f"/v1/audit/sinks/{ref}", json=body), as_json=as_json)
+    if config_json is None:
+        emit(api(ctx).call("PATCH", f"/v1/audit/sinks/{ref}", json=body), as_json=as_json)
+        return
+    changes = json_arg(config_json, "--config")
+    if not isinstance(changes, dict):
+        raise click.UsageError("--config: expected a JSON object")
+    # The API takes a sink's whole config: the keys not named keep their current values. The
+    # write names the version it merged into (If-Match), so a change made by someone else in
+    # between is read again and merged, never overwritten.
+    for _ in range(MERGE_ATTEMPTS):
+        sink, headers = api(ctx).exchange("GET", f"/v1/audit/sinks/{ref}")
+        body["config"] = _merged_config(sink, changes)
+        try:
+            answer = api(ctx).call(
+                "PATCH", f"/v1/audit/sinks/{ref}", json=body, headers={"If-Match": headers["etag"]}
+            )
+        except ApiError as exc:
+            if exc.status != 412:
+                raise
+            continue
+        emit(answer, as_json=as_json)
+        return
+    raise click.ClickException(
+        f"sink {ref} changed {MERGE_ATTEMPTS} times while this change was being merged into it; "
+        "nothing was written, try again"
+    )
+
+
+MERGE_ATTEMPTS = 5
+
+
+def _merged_config(sink: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` merged into the sink's config; a null value removes its key."""
+    current = dict(sink.get("config") or {})
+    from vaultgate.server.sinks.models import default_syslog_port
+
+    # A syslog port left at its default follows TLS on or off, as the API would choose it.
+    default_port = default_syslog_port(bool(current.get("tls")))
+    syslog = sink.get("kind") == "syslog"
+    if syslog and "port" not in changes and current.get("port") == default_port:
+        current.pop("port", None)
+    merged = {**current, **changes}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 @sinks.command("remove")

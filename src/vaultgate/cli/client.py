@@ -22,25 +22,39 @@ class ApiClient:
         return f"ApiClient(base={self.base!r}, key=***)"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.exchange(method, path, **kwargs)[0]
+
+    def exchange(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> tuple[Any, Mapping[str, str]]:
+        """The answer's body (JSON, text or None) and its headers; an error is an ``ApiError``."""
         if not self._key:
             raise click.UsageError("set VAULTGATE_ADMIN_KEY (or pass --admin-key) to an admin key")
         # Imported on use: every command module loads with the CLI, and a `serve` worker started
         # from the `vaultgate` script imports the CLI again without ever calling the API.
         import httpx
 
-        headers = {"Authorization": f"Bearer {self._key}"}
+        sent = {**(headers or {}), "Authorization": f"Bearer {self._key}"}
         try:
             with httpx.Client(base_url=self.base, timeout=30.0, trust_env=False) as client:
-                response = client.request(method, path, headers=headers, **kwargs)
+                response = client.request(method, path, headers=sent, **kwargs)
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach the vault at {self.base}: {exc}") from None
         if response.status_code >= 400:
-            raise click.ClickException(_error_text(response))
+            raise ApiError(response.status_code, _error_text(response))
         if response.status_code == 204 or not response.content:
-            return None
+            return None, response.headers
         if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+            return response.json(), response.headers
+        return response.text, response.headers
+
+
+class ApiError(click.ClickException):
+    """The vault refused a call: the message is its status, code and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _error_text(response: httpx.Response) -> str:

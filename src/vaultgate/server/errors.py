@@ -7,6 +7,7 @@
     ├── Forbidden           403  policy codes, grant_expired, grant_revoked, forbidden
     ├── NotFound            404  grant_not_found, app_not_found, secret_not_found, ...
     ├── Conflict            409  duplicate_name, ...
+    ├── PreconditionFailed  412  policy_changed (If-Match names a version no longer stored)
     ├── PayloadTooLarge     413  body_too_large
     ├── RateLimited         429  rate_limit_exceeded (with Retry-After)
     │   └── BudgetExceeded  429  quota_exceeded (Retry-After: the end of the budget's window)
@@ -80,6 +81,14 @@ class NotFound(VaultError):
 class Conflict(VaultError):
     status = 409
     default_code = "conflict"
+
+
+class PreconditionFailed(VaultError):
+    """412: an ``If-Match`` (or the portal form's tag) names a version that is no longer the
+    stored one; nothing was written. ``ETag`` carries the current tag."""
+
+    status = 412
+    default_code = "precondition_failed"
 
 
 class PayloadTooLarge(VaultError):

@@ -1,5 +1,6 @@
 """`vaultgate audit sinks set --config`: a sink's config changed from the CLI, the keys not named
-kept, a key given as null removed, and a bad value refused with the field named."""
+kept, a key given as null removed, a bad value refused with the field named, and a change made by
+someone else between the CLI's read and its write kept (If-Match, read again and merged)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from functional.sinks.conftest import FAST
 from support import Vault, run_vault
 from support.certs import Authority
+from vaultgate.cli.client import ApiClient
 from vaultgate.cli.commands import cli
 
 
@@ -86,3 +88,70 @@ def test_a_default_syslog_port_follows_tls_on_and_off(vault: Vault) -> None:
     assert _config(vault, "logs")["port"] == 6514  # RFC 5425's port, as the API would choose
     assert _cli(vault, "set", "logs", "--config", '{"tls": false}').exit_code == 0
     assert _config(vault, "logs")["port"] == 514
+
+
+def _racing(vault: Vault, monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """After each of the CLI's first ``times`` reads of the sink, another admin changes its
+    facility before the CLI's write: the read-modify-write race, made to happen every time."""
+    real = ApiClient.exchange
+    raced: list[int] = []
+
+    def exchange(self: ApiClient, method: str, path: str, **kwargs: Any) -> Any:
+        answer = real(self, method, path, **kwargs)
+        if method == "GET" and len(raced) < times:
+            raced.append(len(raced) + 1)
+            config = {**answer[0]["config"], "facility": 10 + len(raced)}
+            with vault.admin() as admin:
+                changed = admin.patch(f"{path}", json={"config": config})
+            assert changed.status_code == 200, changed.text
+        return answer
+
+    monkeypatch.setattr(ApiClient, "exchange", exchange)
+    return raced
+
+
+def test_a_change_made_between_the_read_and_the_write_is_kept(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _cli(vault, "add", "logs", "--syslog", "127.0.0.1:10514").exit_code == 0
+    raced = _racing(vault, monkeypatch, times=1)
+    moved = _cli(vault, "set", "logs", "--config", '{"host": "[::1]"}')
+    assert moved.exit_code == 0, moved.output
+    assert raced == [1]
+    config = _config(vault, "logs")
+    assert config["host"] == "::1"  # this change
+    assert config["facility"] == 11  # and the other admin's, made while this one was merging
+
+
+def test_a_sink_that_keeps_changing_is_left_as_the_others_wrote_it(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _cli(vault, "add", "logs", "--syslog", "127.0.0.1:10514").exit_code == 0
+    raced = _racing(vault, monkeypatch, times=100)
+    refused = _cli(vault, "set", "logs", "--config", '{"host": "[::1]"}')
+    assert refused.exit_code == 1
+    assert "nothing was written, try again" in refused.output
+    config = _config(vault, "logs")
+    assert config["host"] == "127.0.0.1" and config["facility"] == 10 + len(raced)
+
+
+def test_the_api_refuses_a_write_based_on_an_older_version(vault: Vault) -> None:
+    assert _cli(vault, "add", "logs", "--syslog", "127.0.0.1:10514").exit_code == 0
+    with vault.admin() as admin:
+        read = admin.get("/v1/audit/sinks/logs")
+        first = admin.patch("/v1/audit/sinks/logs", json={"enabled": False})
+        assert first.status_code == 200 and first.headers["etag"] != read.headers["etag"]
+        stale = admin.patch(
+            "/v1/audit/sinks/logs",
+            json={"enabled": True},
+            headers={"If-Match": read.headers["etag"]},
+        )
+        assert stale.status_code == 412, stale.text
+        assert stale.json()["detail"]["error"] == "sink_changed"
+        assert admin.get("/v1/audit/sinks/logs").json()["enabled"] is False
+        current = admin.get("/v1/audit/sinks/logs").headers["etag"]
+        fresh = admin.patch(
+            "/v1/audit/sinks/logs", json={"enabled": True}, headers={"If-Match": current}
+        )
+        assert fresh.status_code == 200, fresh.text
+        assert fresh.json()["enabled"] is True

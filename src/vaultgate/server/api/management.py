@@ -11,13 +11,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.from_thread
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from vaultgate.server import etags
 from vaultgate.server.api.deps import AdminActor, Rt
 from vaultgate.server.audit import queries, tabular
 from vaultgate.server.auth import app_keys
 from vaultgate.server.auth.services import parse_expiry
+from vaultgate.server.secrets.grants import policy_etag
 from vaultgate.server.secrets.models import (
     AppCreate,
     GrantClone,
@@ -109,13 +111,27 @@ def delete_secret(secret_id: str, rt: Rt, actor: AdminActor) -> Response:
 
 
 @router.get("/grants/{grant_id}")
-def get_grant(grant_id: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
-    return rt.grants.get(grant_id)
+def get_grant(grant_id: str, rt: Rt, _: AdminActor, response: Response) -> dict[str, Any]:
+    grant = rt.grants.get(grant_id)
+    response.headers["ETag"] = policy_etag(grant["policy"])
+    return grant
 
 
 @router.patch("/grants/{grant_id}")
-def update_grant(grant_id: str, body: GrantUpdate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
-    return rt.grants.update_policy(grant_id, body.policy, actor)
+def update_grant(
+    grant_id: str,
+    body: GrantUpdate,
+    rt: Rt,
+    actor: AdminActor,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """With ``If-Match: <the ETag of a GET>``, a policy changed since that read is a 412 and
+    nothing is written: a read-modify-write client cannot lose another's change."""
+    expected = etags.if_match(if_match)
+    grant = rt.grants.update_policy(grant_id, body.policy, actor, expected=expected)
+    response.headers["ETag"] = policy_etag(grant["policy"])
+    return grant
 
 
 @router.post("/grants/{grant_id}/clone", status_code=201)

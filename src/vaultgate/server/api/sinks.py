@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 
+from vaultgate.server import etags
 from vaultgate.server.api.deps import AdminActor, Rt
 from vaultgate.server.sinks import SinkCreate, SinkUpdate
+from vaultgate.server.sinks.store import settings_etag
 
 router = APIRouter(prefix="/v1/audit/sinks", tags=["audit sinks"])
 
@@ -23,13 +25,26 @@ def list_sinks(rt: Rt, _: AdminActor) -> dict[str, Any]:
 
 
 @router.get("/{ref}")
-def get_sink(ref: str, rt: Rt, _: AdminActor) -> dict[str, Any]:
-    return rt.sinks.public(rt.sinks.find(ref))
+def get_sink(ref: str, rt: Rt, _: AdminActor, response: Response) -> dict[str, Any]:
+    sink = rt.sinks.find(ref)
+    response.headers["ETag"] = settings_etag(sink)
+    return rt.sinks.public(sink)
 
 
 @router.patch("/{ref}")
-def update_sink(ref: str, body: SinkUpdate, rt: Rt, actor: AdminActor) -> dict[str, Any]:
-    return rt.sinks.update(ref, body, actor)
+def update_sink(
+    ref: str,
+    body: SinkUpdate,
+    rt: Rt,
+    actor: AdminActor,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """With ``If-Match: <the ETag of a GET>``, settings changed since that read are a 412 and
+    nothing is written (the CLI's ``sinks set --config`` merges into what it read)."""
+    public = rt.sinks.update(ref, body, actor, expected=etags.if_match(if_match))
+    response.headers["ETag"] = settings_etag(rt.sinks.find(public["id"]))
+    return public
 
 
 @router.delete("/{ref}", status_code=204)

@@ -7,7 +7,7 @@ and hosts, all read once and cached.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -22,7 +22,8 @@ from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
 from vaultgate.server.egress.urls import HostPattern, parse_allowed_host
-from vaultgate.server.errors import Conflict, NotFound, Unprocessable
+from vaultgate.server.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from vaultgate.server.etags import entity_tag
 from vaultgate.server.policy import Policy, check_narrower, merge_for_clone, parse_policy
 from vaultgate.server.secrets.cache import GrantCache
 from vaultgate.server.secrets.errors import store_reads
@@ -73,11 +74,37 @@ class GrantService:
         with reading(self._engine) as conn:
             return self._public(_grant(conn, grant_id), conn)
 
-    def update_policy(self, grant_id: str, raw: dict[str, Any], actor: Actor) -> dict[str, Any]:
-        policy = parse_policy(raw)
+    def update_policy(
+        self,
+        grant_id: str,
+        raw: dict[str, Any],
+        actor: Actor,
+        *,
+        expected: Collection[str] | None = None,
+        keep: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Replace a grant's policy with ``raw``.
+
+        ``expected``: the ``policy_etag`` tags the caller's edit may be based on; if the stored
+        policy has changed since, nothing is written (``PreconditionFailed``), so a stale form
+        or a read-modify-write client never overwrites a change it has not seen. ``keep``: policy
+        fields the caller cannot see (the portal's form has no approval rule), carried over from
+        the stored policy read under the same lock, never from an earlier read.
+        """
         now = self._clock()
         with self._engine.begin() as conn:
             row = _grant(conn, grant_id, for_update=True)
+            stored = row["policy"] or {}
+            if expected is not None and policy_etag(stored) not in expected:
+                raise PreconditionFailed(
+                    f"grant {grant_id}'s policy has changed since it was read; read it again "
+                    "and re-apply the change",
+                    code="policy_changed",
+                    headers={"ETag": policy_etag(stored)},
+                )
+            policy = parse_policy(
+                {**raw, **{name: stored[name] for name in keep if name in stored}}
+            )
             if row["parent_id"] is not None:
                 check_narrower(policy, parse_policy(_grant(conn, row["parent_id"])["policy"]))
             conn.execute(
@@ -279,6 +306,12 @@ class GrantService:
             "revoked_at": row["revoked_at"],
             "last_used_at": row["last_used_at"],
         }
+
+
+def policy_etag(doc: dict[str, Any] | None) -> str:
+    """The entity tag of a grant's stored policy (``GET``/``PATCH /v1/grants/{id}``, the portal's
+    edit form): what ``update_policy``'s ``expected`` is compared with."""
+    return entity_tag(doc or {})
 
 
 def _grant(conn: Connection, grant_id: str, *, for_update: bool = False) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import uuid
+from collections.abc import Collection
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -21,7 +22,8 @@ from vaultgate.server.audit.sink import AuditSink
 from vaultgate.server.auth.services import Actor, actor_fields
 from vaultgate.server.clock import Clock
 from vaultgate.server.crypto import Barrier, Sealed, wrapping_key_id
-from vaultgate.server.errors import Conflict, NotFound, Unprocessable
+from vaultgate.server.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from vaultgate.server.etags import entity_tag
 from vaultgate.server.settings import Network
 from vaultgate.server.sinks import outbox, transports
 from vaultgate.server.sinks.models import CONFIGS, Sink, SinkCreate, SinkUpdate
@@ -71,6 +73,20 @@ def open_secret(barrier: Barrier, sink: Sink) -> bytes:
     wrapped, ciphertext = _split(sink.secret_sealed or b"")
     sealed = Sealed(ciphertext=ciphertext, wrapped_key=wrapped, master_key_id="")
     return barrier.open_secret(sealed, aad=_aad(sink.id))
+
+
+def settings_etag(sink: Sink) -> str:
+    """The entity tag of what a ``PATCH`` can change (not the delivery state, which moves on
+    its own, nor the write-only secret): ``GET``/``PATCH /v1/audit/sinks/{ref}`` send it,
+    ``If-Match`` names it."""
+    return entity_tag(
+        {
+            "config": sink.config,
+            "filter": sink.filter.model_dump(),
+            "enabled": sink.enabled,
+            "alert_lead_seconds": sink.alert_lead_seconds,
+        }
+    )
 
 
 def _check_ca_file(ca_file: str | None) -> None:
@@ -189,7 +205,11 @@ class SinkStore:
             self._record(conn, SINK_CREATE, row, actor)
         return self.public(self.find(sink_id))
 
-    def update(self, ref: str, body: SinkUpdate, actor: Actor) -> dict[str, Any]:
+    def update(
+        self, ref: str, body: SinkUpdate, actor: Actor, *, expected: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """``expected``: the ``settings_etag`` tags the change may be based on; settings changed
+        since are a ``PreconditionFailed`` and nothing is written."""
         sink = self.find(ref)
         values: dict[str, Any] = {"updated_at": self._clock()}
         if body.config is not None:
@@ -202,6 +222,20 @@ class SinkStore:
             if name in body.model_fields_set:
                 values[name] = getattr(body, name)
         with self._engine.begin() as conn:
+            if expected is not None:
+                # Read again under the row's lock: the check and the write see the same version.
+                locked = sa.select(audit_sinks).where(audit_sinks.c.id == sink.id)
+                row = conn.execute(locked.with_for_update()).first()
+                if row is None:
+                    raise NotFound(f"there is no audit sink {ref!r}", code="sink_not_found")
+                current = settings_etag(Sink.from_row(row._mapping))
+                if current not in expected:
+                    raise PreconditionFailed(
+                        f"audit sink {sink.name!r} has changed since it was read; read it again "
+                        "and re-apply the change",
+                        code="sink_changed",
+                        headers={"ETag": current},
+                    )
             conn.execute(sa.update(audit_sinks).where(audit_sinks.c.id == sink.id).values(values))
             self._record(conn, SINK_UPDATE, {"id": sink.id, "name": sink.name, **values}, actor)
         return self.public(self.find(sink.id))
