@@ -58,14 +58,16 @@ class Authority:
         pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(name, pem, key, cert)
 
-    def issue(self, folder: Path, hosts: Sequence[str]) -> KeyPair:
-        """A server certificate for ``hosts`` (addresses go in as IP names, others as DNS)."""
+    def issue(self, folder: Path, hosts: Sequence[str], *, client: bool = False) -> KeyPair:
+        """A server certificate for ``hosts`` (addresses go in as IP names, others as DNS); with
+        ``client``, a client certificate (for mutual TLS) whose name is ``hosts[0]``."""
         key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         cert = (
             _builder(_name(hosts[0]), self._cert.subject, key.public_key())
             .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
             )

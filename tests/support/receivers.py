@@ -188,15 +188,22 @@ class TlsSyslogListener:
     refused: list[str] = field(default_factory=list)  # the reason of each failed handshake
     raw: bytearray = field(default_factory=bytearray)  # as it crossed the wire, all connections
     plaintext: bytearray = field(default_factory=bytearray)  # decrypted, framed or not
+    clients: list[str] = field(default_factory=list)  # with client_ca: each verified client's CN
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @contextmanager
-def tls_syslog_listener(cert: Path, key: Path) -> Iterator[TlsSyslogListener]:
-    """RFC 5425 on loopback, presenting ``cert``; it reads each connection to its end."""
+def tls_syslog_listener(
+    cert: Path, key: Path, *, client_ca: Path | None = None
+) -> Iterator[TlsSyslogListener]:
+    """RFC 5425 on loopback, presenting ``cert``; it reads each connection to its end. With
+    ``client_ca`` it requires a client certificate that CA signed (mutual TLS)."""
     listener = TlsSyslogListener()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
@@ -233,6 +240,11 @@ class _TlsConnection:
             while self._pump():  # whatever the client sends after the refusal is kept in raw
                 pass
             return
+        peer = self._tls.getpeercert()
+        if peer:
+            with self._listener.lock:
+                subject = dict(pair[0] for pair in peer["subject"])
+                self._listener.clients.append(str(subject.get("commonName")))
         clear = bytearray()
         try:
             while chunk := self._until_done(lambda: self._tls.read(65536)):

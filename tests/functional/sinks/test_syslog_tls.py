@@ -102,6 +102,8 @@ def test_a_receiver_the_configured_ca_vouches_for_gets_the_trail_framed_in_order
         "tls": True,
         "ca_file": str(ca.pem),
         "server_name": None,
+        "cert_file": None,
+        "key_file": None,
     }
     assert [e["event"] for e in due] == ["app:create"] * 3
     for message in listener.messages:
@@ -260,3 +262,98 @@ def test_a_ca_file_gone_after_the_sink_was_made_fails_clearly_and_delivers_once_
     assert failed["cursor"] == cursor
     assert reached == b""  # without its trust anchor it does not even connect
     assert [e["id"] for e in _received(listener)] == [e["id"] for e in due]
+
+
+def test_a_receiver_that_requires_a_client_certificate_gets_the_trail_once_the_vault_has_one(
+    vault: Vault, pki: Path
+) -> None:
+    """Mutual TLS (rsyslog's ``x509/name`` mode): without a certificate of its own the vault gets
+    not one event through and keeps its cursor; given its certificate and key, the receiver
+    sees the vault's name and gets everything, once, in order."""
+    logs, clients = Authority.create(pki, "logs"), Authority.create(pki, "clients")
+    receiver = logs.issue(pki, [LOOPBACK])
+    ours = clients.issue(pki, ["vault.example"], client=True)
+    with (
+        tls_syslog_listener(receiver.cert, receiver.key, client_ca=clients.pem) as listener,
+        vault.admin() as admin,
+    ):
+        base = {"host": LOOPBACK, "port": listener.port, "tls": True, "ca_file": str(logs.pem)}
+        body = {"name": "rsyslog", "kind": "syslog", "config": base}
+        created = admin.post("/v1/audit/sinks", json=body)
+        assert created.status_code == 201, created.text
+        cursor = created.json()["state"]["cursor"]
+        assert admin.post("/v1/apps", json={"name": "app-1"}).status_code == 201
+        wait_until(
+            lambda: _state(admin, "rsyslog")["attempts"] >= 2 and len(listener.refused) >= 2,
+            tries=2400,
+        )
+        refused = _state(admin, "rsyslog")
+        with listener.lock:
+            clear_when_refused, messages_when_refused = (
+                bytes(listener.plaintext),
+                list(listener.messages),
+            )
+        withheld = _trail_after(admin, cursor)
+
+        mutual = {**base, "cert_file": str(ours.cert), "key_file": str(ours.key)}
+        fixed = admin.patch("/v1/audit/sinks/rsyslog", json={"config": mutual})
+        assert fixed.status_code == 200, fixed.text
+        assert (fixed.json()["config"]["cert_file"], fixed.json()["config"]["key_file"]) == (
+            str(ours.cert),
+            str(ours.key),
+        )
+        due = _trail_after(admin, cursor)
+        wait_until(lambda: _caught_up(admin, "rsyslog", due), tries=2400)
+        delivered = _state(admin, "rsyslog")
+
+    assert clear_when_refused == b"" and messages_when_refused == []
+    assert refused["cursor"] == cursor
+    assert refused["last_error"] and refused["last_error"].startswith("syslog: ")
+    assert [e["event"] for e in withheld] == ["app:create"]
+    assert [e["id"] for e in _received(listener)] == [e["id"] for e in due]
+    assert set(listener.clients) == {"vault.example"}
+    assert (delivered["attempts"], delivered["last_error"]) == (0, None)
+
+
+def test_a_client_certificate_that_cannot_be_used_is_refused_naming_the_file(
+    vault: Vault, pki: Path
+) -> None:
+    clients = Authority.create(pki, "clients")
+    ours, other = (clients.issue(pki, [name], client=True) for name in ("vault", "other"))
+    key_text = ours.key.read_text()
+    base = {"host": LOOPBACK, "port": 6514, "tls": True}
+    cases = [
+        ({"cert_file": str(ours.cert)}, "config", "key_file is missing"),
+        ({"key_file": str(ours.key)}, "config", "cert_file is missing"),
+        (
+            {"cert_file": str(ours.cert), "key_file": str(other.key)},
+            "config.key_file",
+            "is not the key of cert_file's certificate",
+        ),
+        (
+            {"cert_file": str(pki / "gone.pem"), "key_file": str(ours.key)},
+            "config.cert_file",
+            "cannot be read (FileNotFoundError)",
+        ),
+        (
+            {"cert_file": str(ours.key), "key_file": str(ours.key)},
+            "config.cert_file",
+            "PEM certificate (chain) and its unencrypted private key",
+        ),
+        (
+            {"cert_file": str(ours.cert), "key_file": "relative/key.pem"},
+            "config.key_file",
+            "absolute",
+        ),
+        ({"tls": False, "cert_file": str(ours.cert)}, "config.cert_file", "needs tls: true"),
+    ]
+    with vault.admin() as admin:
+        for i, (given, field, message) in enumerate(cases):
+            body = {"name": f"bad-{i}", "kind": "syslog", "config": {**base, **given}}
+            answer = admin.post("/v1/audit/sinks", json=body)
+            assert answer.status_code == 422, (given, answer.text)
+            detail = answer.json()["detail"]
+            assert detail["field"] == field, (given, detail)
+            assert message in detail["message"], (given, detail)
+            assert key_text not in answer.text and "PRIVATE KEY" not in answer.text
+        assert admin.get("/v1/audit/sinks").json()["items"] == []

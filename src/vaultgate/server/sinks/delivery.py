@@ -152,10 +152,11 @@ class Deliverer:
     async def _send_syslog(self, config: dict[str, Any], frames: bytes) -> None:
         context = None
         if config.get("tls"):  # rows stored before TLS existed have no such key: plain TCP
+            files = [config.get(name) for name in ("ca_file", "cert_file", "key_file")]
             try:
-                context = await asyncio.to_thread(transports.tls_context, config.get("ca_file"))
-            except transports.CaFileError as exc:
-                raise transports.DeliveryFailed(f"syslog: ca_file {exc}") from None
+                context = await asyncio.to_thread(transports.tls_context, *files)
+            except transports.TlsFileError as exc:
+                raise transports.DeliveryFailed(f"syslog: {exc.field} {exc}") from None
         await transports.send_syslog(
             config["host"],
             config["port"],

@@ -81,7 +81,9 @@ class SyslogConfig(_Strict):
     With ``tls`` the receiver's certificate is always verified (chain and name, TLS 1.2 or
     later) against ``ca_file`` or the system trust store; there is no switch to skip that.
     ``server_name`` is the name the certificate must carry when it is not ``host`` (a receiver
-    reached by address). Whether ``ca_file`` is a readable PEM is checked by the store.
+    reached by address). ``cert_file`` and ``key_file``, both or neither, are the vault's own
+    certificate for a receiver that requires one (mutual TLS). Whether the files are readable
+    PEM is checked by the store.
     """
 
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
@@ -94,6 +96,9 @@ class SyslogConfig(_Strict):
     server_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:-]+$"
     )
+    # The vault's own certificate and key, for a receiver that requires client certificates.
+    cert_file: str | None = Field(default=None, min_length=2, max_length=1024)
+    key_file: str | None = Field(default=None, min_length=2, max_length=1024)
 
     @field_validator("host")
     @classmethod
@@ -109,15 +114,22 @@ class SyslogConfig(_Strict):
             raise ValueError("brackets may only hold an IPv6 address, as in [2001:db8::1]")
         return value
 
-    @field_validator("ca_file", "server_name")
+    @field_validator("ca_file", "server_name", "cert_file", "key_file")
     @classmethod
     def _with_tls(cls, value: str | None, info: ValidationInfo) -> str | None:
         # Refused rather than ignored: a CA given without tls would look safe and be clear text.
         if value is not None and not info.data.get("tls", True):
             raise ValueError("needs tls: true")
-        if value is not None and info.field_name == "ca_file":
+        if value is not None and info.field_name != "server_name":
             return _absolute_path(value)
         return value
+
+    @model_validator(mode="after")
+    def _certificate_and_key(self) -> SyslogConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"cert_file and key_file go together: {missing} is missing")
+        return self
 
     @model_validator(mode="after")
     def _tls_port(self) -> SyslogConfig:

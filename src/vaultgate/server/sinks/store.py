@@ -89,16 +89,17 @@ def settings_etag(sink: Sink) -> str:
     )
 
 
-def _check_ca_file(ca_file: str | None) -> None:
-    """Load it as delivery will, so a missing or wrong file is a 422 now, not a failure later.
+def _check_tls_files(config: dict[str, Any]) -> None:
+    """Load them as delivery will, so a missing or wrong file is a 422 now, not a failure later.
 
-    Every node of a fleet reads the file itself: a node without it fails its deliveries with
+    Every node of a fleet reads the files itself: a node without them fails its deliveries with
     ``last_error`` saying so.
     """
     try:
-        transports.tls_context(ca_file)
-    except transports.CaFileError as exc:
-        raise Unprocessable(f"config.ca_file: {exc}", field="config.ca_file") from None
+        transports.tls_context(config["ca_file"], config["cert_file"], config["key_file"])
+    except transports.TlsFileError as exc:
+        field = f"config.{exc.field}"
+        raise Unprocessable(f"{field}: {exc}", field=field) from None
 
 
 class SinkStore:
@@ -275,7 +276,7 @@ class SinkStore:
         if kind == "webhook":
             self._check_url(config["url"])
         if kind == "syslog" and config["tls"]:
-            _check_ca_file(config["ca_file"])
+            _check_tls_files(config)
         return config
 
     def _check_url(self, url: str) -> None:

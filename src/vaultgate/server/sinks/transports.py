@@ -7,11 +7,12 @@ failure (a status, an exception type), never the body or the secret.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from vaultgate.server.sinks import formats
 TIMESTAMP_HEADER = "X-Vaultgate-Timestamp"
 SIGNATURE_HEADER = "X-Vaultgate-Signature"
 SINK_HEADER = "X-Vaultgate-Sink"
+T = TypeVar("T")
 
 
 class DeliveryFailed(Exception):
@@ -60,26 +62,63 @@ async def post_webhook(
         raise DeliveryFailed(f"webhook: HTTP {status}")
 
 
-class CaFileError(ValueError):
-    """A syslog sink's ``ca_file`` cannot be used; the message says why, never the content."""
+class TlsFileError(ValueError):
+    """A syslog sink's ``ca_file``, ``cert_file`` or ``key_file`` cannot be used; the message
+    says why, never the content, and ``field`` names the config key at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
+def _no_passphrase() -> bytes:
+    # Without a callback, OpenSSL asks for an encrypted key's passphrase on the terminal: a
+    # server would hang on it. An empty one makes such a key fail to load, with an error.
+    return b""
+
+
+def tls_context(
+    ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
     """The client side of RFC 5425: the chain and the host name verified, TLS 1.2 or later.
 
     ``ca_file`` (a PEM bundle) is then the only trust anchor; without it, the system's store.
-    It reads a file: call it in a thread on the event loop.
+    ``cert_file`` and ``key_file`` (PEM, the key unencrypted) are the vault's own certificate,
+    for a receiver that authenticates its clients (mutual TLS, as rsyslog's ``x509/name`` mode).
+    It reads files: call it in a thread on the event loop.
     """
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except OSError as exc:
         if isinstance(exc, ssl.SSLError):
-            raise CaFileError("not a PEM file of CA certificates") from None
-        raise CaFileError(f"cannot be read ({type(exc).__name__})") from None
+            raise TlsFileError("ca_file", "not a PEM file of CA certificates") from None
+        raise TlsFileError("ca_file", f"cannot be read ({type(exc).__name__})") from None
     if ca_file is not None and not context.get_ca_certs():
-        raise CaFileError("holds no CA certificate")  # a PEM of CRLs alone loads "fine"
+        # A PEM of CRLs alone loads "fine".
+        raise TlsFileError("ca_file", "holds no CA certificate")
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        _load_client_certificate(context, cert_file, key_file or cert_file)
     return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    for field, path in (("cert_file", cert_file), ("key_file", key_file)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise TlsFileError(field, f"cannot be read ({type(exc).__name__})") from None
+    try:
+        context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
+            raise TlsFileError("key_file", "is not the key of cert_file's certificate") from None
+        raise TlsFileError(
+            "cert_file",
+            "cert_file and key_file must be a PEM certificate (chain) and its unencrypted "
+            "private key",
+        ) from None
 
 
 async def send_syslog(
@@ -94,24 +133,83 @@ async def send_syslog(
     the receiver's certificate), write every frame, flush, close cleanly.
 
     TCP syslog (RFC 6587, and RFC 5425 over TLS) has no acknowledgement; a batch counts as
-    delivered once the transport took every byte and the connection closed without error.
+    delivered once the transport took every byte and the connection closed without error (over
+    TLS: the receiver's end reached after our close_notify, with no alert before it).
     """
     try:
-        _, writer = await asyncio.open_connection(
-            host, port, ssl=tls, server_hostname=(server_name or host) if tls else None
-        )
+        reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(frames)
-            await writer.drain()
+            if tls is None:
+                writer.write(frames)
+                await writer.drain()
+            else:
+                await _TlsSession(reader, writer, tls, server_name or host).send(frames)
         finally:
             writer.close()
-            await writer.wait_closed()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
     except ssl.SSLCertVerificationError as exc:
         raise DeliveryFailed(f"syslog: certificate verify failed: {exc.verify_message}") from None
     except ssl.SSLError as exc:
         raise DeliveryFailed(f"syslog: TLS failed: {exc.reason or type(exc).__name__}") from None
     except OSError as exc:
         raise DeliveryFailed(f"syslog: {type(exc).__name__}") from None
+
+
+class _TlsSession:
+    """TLS over a plain stream through memory buffers (``ssl.SSLObject``).
+
+    Not asyncio's own TLS transport: its ``close()`` sends close_notify and drops whatever the
+    receiver says next. Under TLS 1.3 the client's handshake is done before the receiver has
+    judged the client's certificate, so a receiver that refuses it (none sent, expired, another
+    CA) says so in an alert that arrives after the frames; with asyncio's transport that batch
+    counted as delivered and was lost. Here the frames, then close_notify, then everything the
+    receiver sends is read up to its end: an alert on the way fails the batch.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: ssl.SSLContext,
+        server_name: str,
+    ) -> None:
+        self._reader, self._writer = reader, writer
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_name)
+
+    async def send(self, frames: bytes) -> None:
+        await self._step(self._tls.do_handshake)
+        await self._step(lambda: self._tls.write(frames))  # SSLObject.write takes it whole
+        # Our close_notify; the receiver's own is not waited for: OpenSSL's shutdown would
+        # take a fatal alert for one. Reading on is what tells them apart.
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self._tls.unwrap()
+        await self._flush()
+        with contextlib.suppress(ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            # close_notify, or an end without one: the batch was taken. Data is ignored.
+            while await self._step(lambda: self._tls.read(65536)):
+                pass
+
+    async def _step(self, operation: Callable[[], T]) -> T:
+        while True:
+            try:
+                result = operation()
+            except ssl.SSLWantReadError:
+                await self._flush()
+                data = await self._reader.read(65536)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            await self._flush()
+            return result
+
+    async def _flush(self) -> None:
+        if pending := self._outgoing.read():
+            self._writer.write(pending)
+            await self._writer.drain()
 
 
 def append_file(path: str, data: bytes) -> None:
