@@ -193,10 +193,10 @@ def sinks_set(
     for _ in range(MERGE_ATTEMPTS):
         sink, headers = api(ctx).exchange("GET", f"/v1/audit/sinks/{ref}")
         body["config"] = _merged_config(sink, changes)
+        # A vault from before entity tags sends none: the write is then unconditional.
+        based_on = {"If-Match": headers["etag"]} if "etag" in headers else {}
         try:
-            answer = api(ctx).call(
-                "PATCH", f"/v1/audit/sinks/{ref}", json=body, headers={"If-Match": headers["etag"]}
-            )
+            answer = api(ctx).call("PATCH", f"/v1/audit/sinks/{ref}", json=body, headers=based_on)
         except ApiError as exc:
             if exc.status != 412:
                 raise

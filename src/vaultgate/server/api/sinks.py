@@ -42,9 +42,10 @@ def update_sink(
 ) -> dict[str, Any]:
     """With ``If-Match: <the ETag of a GET>``, settings changed since that read are a 412 and
     nothing is written (the CLI's ``sinks set --config`` merges into what it read)."""
-    public = rt.sinks.update(ref, body, actor, expected=etags.if_match(if_match))
-    response.headers["ETag"] = settings_etag(rt.sinks.find(public["id"]))
-    return public
+    updated = rt.sinks.update(ref, body, actor, expected=etags.if_match(if_match))
+    sink = rt.sinks.find(updated["id"])  # the answer and its tag from one read
+    response.headers["ETag"] = settings_etag(sink)
+    return rt.sinks.public(sink)
 
 
 @router.delete("/{ref}", status_code=204)
