@@ -191,10 +191,15 @@ def sinks_set(
     # write names the version it merged into (If-Match), so a change made by someone else in
     # between is read again and merged, never overwritten.
     for _ in range(MERGE_ATTEMPTS):
-        sink, headers = api(ctx).exchange("GET", f"/v1/audit/sinks/{ref}")
+        # Uncompressed: a proxy that compresses an answer marks its tag weak (nginx does), and
+        # If-Match compares strongly.
+        identity = {"Accept-Encoding": "identity"}
+        sink, headers = api(ctx).exchange("GET", f"/v1/audit/sinks/{ref}", headers=identity)
         body["config"] = _merged_config(sink, changes)
-        # A vault from before entity tags sends none: the write is then unconditional.
-        based_on = {"If-Match": headers["etag"]} if "etag" in headers else {}
+        # A vault from before entity tags sends none: the write is then unconditional. The
+        # vault's own tags are always strong: one weakened on the way still names its version.
+        tag = headers.get("etag")
+        based_on = {"If-Match": tag.removeprefix("W/")} if tag else {}
         try:
             answer = api(ctx).call("PATCH", f"/v1/audit/sinks/{ref}", json=body, headers=based_on)
         except ApiError as exc:

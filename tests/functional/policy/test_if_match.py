@@ -85,6 +85,7 @@ def test_a_write_based_on_an_older_policy_is_refused_and_writes_nothing(
         (None, 200),  # no condition: as before
         ('W/"whatever"', 412),  # a weak tag never matches strongly
         ('"0123", "4567"', 412),  # none of them is the stored version
+        ('"a,b"', 412),  # a comma inside the quotes is part of a (foreign) tag, not a list
         ("0123", 400),  # not a quoted tag
     ],
 )
@@ -117,3 +118,30 @@ def test_a_list_naming_the_current_version_matches(
             headers={"If-Match": f'"stale", {tag}'},
         )
     assert answer.status_code == 200, answer.text
+
+
+def test_a_weakened_tag_never_matches_and_several_lines_are_one_list(
+    shared_vault: Vault, tenant: Tenant, origin: Upstream
+) -> None:
+    grant = _store(tenant, origin)
+    with shared_vault.admin() as admin:
+        tag = admin.get(f"/v1/grants/{grant}").headers["etag"]
+        weak = admin.patch(
+            f"/v1/grants/{grant}",
+            json={"policy": {"callers": ["w"]}},
+            headers={"If-Match": f"W/{tag}"},  # If-Match compares strongly (RFC 9110 13.1.1)
+        )
+        assert weak.status_code == 412, weak.text
+        lines = admin.patch(
+            f"/v1/grants/{grant}",
+            json={"policy": {"callers": ["z"]}},
+            headers=[("If-Match", '"stale"'), ("If-Match", tag)],
+        )
+        assert lines.status_code == 200, lines.text
+        bad_line = admin.patch(
+            f"/v1/grants/{grant}",
+            json={"policy": {"callers": ["q"]}},
+            headers=[("If-Match", lines.headers["etag"]), ("If-Match", "unquoted")],
+        )
+        assert bad_line.status_code == 400, bad_line.text
+        assert admin.get(f"/v1/grants/{grant}").json()["policy"]["callers"] == ["z"]

@@ -155,3 +155,54 @@ def test_the_api_refuses_a_write_based_on_an_older_version(vault: Vault) -> None
         )
         assert fresh.status_code == 200, fresh.text
         assert fresh.json()["enabled"] is True
+
+
+@pytest.mark.parametrize("tag", ["none", "weakened"])
+def test_set_config_through_a_proxy_that_drops_or_weakens_the_tag(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, tag: str
+) -> None:
+    """A vault from before entity tags sends none (the write is unconditional); a proxy that
+    re-encodes an answer marks its tag weak (nginx with gzip), which still names the version."""
+    assert _cli(vault, "add", "logs", "--syslog", "127.0.0.1:10514").exit_code == 0
+    real = ApiClient.exchange
+
+    def exchange(self: ApiClient, method: str, path: str, **kwargs: Any) -> Any:
+        body, headers = real(self, method, path, **kwargs)
+        if method == "GET":
+            assert kwargs["headers"]["Accept-Encoding"] == "identity"
+            headers = dict(headers)
+            etag = headers.pop("etag")
+            if tag == "weakened":
+                headers["etag"] = f"W/{etag}"
+        return body, headers
+
+    monkeypatch.setattr(ApiClient, "exchange", exchange)
+    moved = _cli(vault, "set", "logs", "--config", '{"facility": 5}')
+    assert moved.exit_code == 0, moved.output
+    assert _config(vault, "logs")["facility"] == 5
+
+
+def test_a_sink_patch_answers_with_the_tag_a_later_read_gives(vault: Vault) -> None:
+    assert _cli(vault, "add", "logs", "--syslog", "127.0.0.1:10514").exit_code == 0
+    with vault.admin() as admin:
+        patched = admin.patch("/v1/audit/sinks/logs", json={"alert_lead_seconds": 600})
+        assert patched.status_code == 200, patched.text
+        assert patched.headers["etag"] == admin.get("/v1/audit/sinks/logs").headers["etag"]
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [("a..b", "1 to 63 characters"), (".logs", "1 to 63 characters"), ("a:b", "no ':'")],
+)
+def test_a_host_no_connection_could_look_up_is_refused(
+    vault: Vault, host: str, problem: str
+) -> None:
+    """Such a name was stored, then made every delivery fail outside the sink's own state
+    (idna's error escaped the sender): the sink showed no error and never delivered."""
+    body = {"name": "logs", "kind": "syslog", "config": {"host": host}}
+    with vault.admin() as admin:
+        refused = admin.post("/v1/audit/sinks", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"]["field"] == "config.host"
+        assert problem in refused.json()["detail"]["message"]
+        assert admin.get("/v1/audit/sinks").json()["items"] == []

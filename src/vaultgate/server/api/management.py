@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.from_thread
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from vaultgate.server import etags
@@ -123,12 +123,12 @@ def update_grant(
     body: GrantUpdate,
     rt: Rt,
     actor: AdminActor,
+    request: Request,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """With ``If-Match: <the ETag of a GET>``, a policy changed since that read is a 412 and
     nothing is written: a read-modify-write client cannot lose another's change."""
-    expected = etags.if_match(if_match)
+    expected = etags.if_match(request.headers.getlist("if-match"))
     grant = rt.grants.update_policy(grant_id, body.policy, actor, expected=expected)
     response.headers["ETag"] = policy_etag(grant["policy"])
     return grant

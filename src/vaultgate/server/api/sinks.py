@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Request, Response
 
 from vaultgate.server import etags
 from vaultgate.server.api.deps import AdminActor, Rt
@@ -37,12 +37,14 @@ def update_sink(
     body: SinkUpdate,
     rt: Rt,
     actor: AdminActor,
+    request: Request,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """With ``If-Match: <the ETag of a GET>``, settings changed since that read are a 412 and
     nothing is written (the CLI's ``sinks set --config`` merges into what it read)."""
-    updated = rt.sinks.update(ref, body, actor, expected=etags.if_match(if_match))
+    updated = rt.sinks.update(
+        ref, body, actor, expected=etags.if_match(request.headers.getlist("if-match"))
+    )
     sink = rt.sinks.find(updated["id"])  # the answer and its tag from one read
     response.headers["ETag"] = settings_etag(sink)
     return rt.sinks.public(sink)

@@ -112,7 +112,7 @@ class SyslogConfig(_Strict):
                 raise ValueError("brackets may only hold an IPv6 address") from None
         if "[" in value or "]" in value:
             raise ValueError("brackets may only hold an IPv6 address, as in [2001:db8::1]")
-        return value
+        return _address_or_name(value)
 
     @field_validator("ca_file", "server_name", "cert_file", "key_file")
     @classmethod
@@ -122,7 +122,7 @@ class SyslogConfig(_Strict):
             raise ValueError("needs tls: true")
         if value is not None and info.field_name != "server_name":
             return _absolute_path(value)
-        return value
+        return value if value is None else _address_or_name(value)
 
     @model_validator(mode="after")
     def _certificate_and_key(self) -> SyslogConfig:
@@ -136,6 +136,24 @@ class SyslogConfig(_Strict):
         if self.tls and "port" not in self.model_fields_set:
             self.port = default_syslog_port(tls=True)
         return self
+
+
+def _address_or_name(value: str) -> str:
+    """An IP address, or a DNS name a connection can look up: labels of 1 to 63 characters
+    (an empty one, as in "logs..example" or ".logs", made delivery fail on every attempt)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if ":" in value:
+        raise ValueError("not an IP address, and a host name holds no ':'")
+    labels = value.removesuffix(".").split(".")
+    if any(not label or len(label) > 63 for label in labels):
+        raise ValueError("each dot-separated label of a host name must be 1 to 63 characters")
+    if any(label.startswith("-") or label.endswith("-") for label in labels):
+        raise ValueError("a host name's labels may not begin or end with '-'")
+    return value
 
 
 class FileConfig(_Strict):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import ssl
+import stat
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -87,6 +88,9 @@ def tls_context(
     for a receiver that authenticates its clients (mutual TLS, as rsyslog's ``x509/name`` mode).
     It reads files: call it in a thread on the event loop.
     """
+    for field, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+        if path is not None:
+            _regular_file(field, path)
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except OSError as exc:
@@ -102,13 +106,20 @@ def tls_context(
     return context
 
 
+def _regular_file(field: str, path: str) -> None:
+    """A readable regular file: opening a FIFO (or a device) would block the thread that loads
+    it, past any timeout of the caller's."""
+    try:
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory: open() names it
+            raise TlsFileError(field, "is not a regular file")
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise TlsFileError(field, f"cannot be read ({type(exc).__name__})") from None
+
+
 def _load_client_certificate(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
-    for field, path in (("cert_file", cert_file), ("key_file", key_file)):
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise TlsFileError(field, f"cannot be read ({type(exc).__name__})") from None
     try:
         context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
     except ssl.SSLError as exc:
@@ -154,6 +165,8 @@ async def send_syslog(
         raise DeliveryFailed(f"syslog: TLS failed: {exc.reason or type(exc).__name__}") from None
     except OSError as exc:
         raise DeliveryFailed(f"syslog: {type(exc).__name__}") from None
+    except ValueError:  # a name the resolver cannot encode (idna), stored by an older vault
+        raise DeliveryFailed("syslog: the host or server_name is not a valid name") from None
 
 
 class _TlsSession:
