@@ -95,16 +95,15 @@ class GrantService:
         with self._engine.begin() as conn:
             row = _grant(conn, grant_id, for_update=True)
             stored = row["policy"] or {}
-            if expected is not None and policy_etag(stored) not in expected:
+            if expected is not None and (current := policy_etag(stored)) not in expected:
                 raise PreconditionFailed(
                     f"grant {grant_id}'s policy has changed since it was read; read it again "
                     "and re-apply the change",
                     code="policy_changed",
-                    headers={"ETag": policy_etag(stored)},
+                    headers={"ETag": current},
                 )
-            policy = parse_policy(
-                {**raw, **{name: stored[name] for name in keep if name in stored}}
-            )
+            shown = {name: value for name, value in raw.items() if name not in keep}
+            policy = parse_policy(shown | {name: stored[name] for name in keep if name in stored})
             if row["parent_id"] is not None:
                 check_narrower(policy, parse_policy(_grant(conn, row["parent_id"])["policy"]))
             conn.execute(

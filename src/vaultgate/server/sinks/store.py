@@ -208,9 +208,9 @@ class SinkStore:
 
     def update(
         self, ref: str, body: SinkUpdate, actor: Actor, *, expected: Collection[str] | None = None
-    ) -> dict[str, Any]:
-        """``expected``: the ``settings_etag`` tags the change may be based on; settings changed
-        since are a ``PreconditionFailed`` and nothing is written."""
+    ) -> Sink:
+        """The sink as changed, read again. ``expected``: the ``settings_etag`` tags the change
+        may be based on; settings changed since are a ``PreconditionFailed``, nothing written."""
         sink = self.find(ref)
         values: dict[str, Any] = {"updated_at": self._clock()}
         if body.config is not None:
@@ -239,7 +239,7 @@ class SinkStore:
                     )
             conn.execute(sa.update(audit_sinks).where(audit_sinks.c.id == sink.id).values(values))
             self._record(conn, SINK_UPDATE, {"id": sink.id, "name": sink.name, **values}, actor)
-        return self.public(self.find(sink.id))
+        return self.find(sink.id)
 
     def delete(self, ref: str, actor: Actor) -> None:
         sink = self.find(ref)

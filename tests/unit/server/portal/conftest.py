@@ -77,6 +77,21 @@ class Portal:
     def make_app(self, name: str = "billing") -> str:
         return str(self.rt.keys.create_app(name, _actor())["id"])
 
+    def stored_grant(self, token: str, *, name: str = "g", app: str = "billing") -> str:
+        """The grant_id of an OpenAI secret stored through the portal's own form."""
+        answer = self.post(
+            "/portal/secrets/new/openai",
+            {
+                "app_id": self.make_app(app),
+                "name": name,
+                "credential.token": token,
+                "allowed_hosts": "http://127.0.0.1:9",
+            },
+        )
+        assert answer.status_code == 303, answer.text
+        secret_id = answer.headers["location"].split("/")[3].split("?")[0]
+        return str(self.rt.secrets.get(secret_id)["grant_id"])
+
 
 class _FormReader(HTMLParser):
     """The successful controls of one form: inputs, checked boxes, selected options, textareas."""

@@ -25,19 +25,7 @@ FIXTURE = Actor(portal_user="fixture")
 
 
 def _grant(portal: Any, app: str = "billing") -> str:
-    app_id = portal.make_app(app)
-    answer = portal.post(
-        "/portal/secrets/new/openai",
-        {
-            "app_id": app_id,
-            "name": "budgeted",
-            "credential.token": CANARY,
-            "allowed_hosts": "http://127.0.0.1:9",
-        },
-    )
-    assert answer.status_code == 303, answer.text
-    secret_id = answer.headers["location"].split("/")[3].split("?")[0]
-    return str(portal.rt.secrets.get(secret_id)["grant_id"])
+    return str(portal.stored_grant(CANARY, name="budgeted", app=app))
 
 
 def _save(portal: Any, grant_id: str, **fields: str) -> Any:

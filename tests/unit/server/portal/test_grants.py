@@ -8,18 +8,7 @@ CANARY = "sk-grants-canary-1a2b3c"
 
 
 def _grant(portal) -> str:
-    app_id = portal.make_app()
-    answer = portal.post(
-        "/portal/secrets/new/openai",
-        {
-            "app_id": app_id,
-            "name": "g",
-            "credential.token": CANARY,
-            "allowed_hosts": "http://127.0.0.1:9",
-        },
-    )
-    secret_id = answer.headers["location"].split("/")[3].split("?")[0]
-    return str(portal.rt.secrets.get(secret_id)["grant_id"])
+    return str(portal.stored_grant(CANARY))
 
 
 def test_policy_is_saved_from_the_form(signed_in):

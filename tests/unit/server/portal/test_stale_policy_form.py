@@ -25,18 +25,7 @@ APPROVAL = {"requires_approval": {"methods": ["POST"], "approvers": ["ann@exampl
 
 
 def _grant(portal: Any) -> str:
-    answer = portal.post(
-        "/portal/secrets/new/openai",
-        {
-            "app_id": portal.make_app("billing"),
-            "name": "edited-twice",
-            "credential.token": CANARY,
-            "allowed_hosts": "http://127.0.0.1:9",
-        },
-    )
-    assert answer.status_code == 303, answer.text
-    secret_id = answer.headers["location"].split("/")[3].split("?")[0]
-    return str(portal.rt.secrets.get(secret_id)["grant_id"])
+    return str(portal.stored_grant(CANARY, name="edited-twice"))
 
 
 def _updates(portal: Any, grant_id: str) -> int:
@@ -100,3 +89,22 @@ def test_a_refused_field_keeps_the_version_the_page_was_loaded_from(signed_in_db
     again = portal.post(f"{path}/policy", {**loaded, "policy.ip_allow": "10.0.0.0/8"})
     assert again.status_code == 409
     assert portal.rt.grants.get(grant_id)["policy"] == {"callers": ["ops-bot"]}
+
+
+def test_fields_the_form_cannot_show_come_from_the_stored_policy_only(signed_in_db: Any) -> None:
+    """``keep``: a kept field is the stored one, read under the lock; one sent anyway is not
+    taken (nor is one the stored policy lacks added)."""
+    portal = signed_in_db
+    grant_id = _grant(portal)
+    sent = {"callers": ["a"], **APPROVAL}
+    kept = ("requires_approval",)
+    portal.rt.grants.update_policy(grant_id, sent, FIXTURE, keep=kept)
+    assert portal.rt.grants.get(grant_id)["policy"] == {"callers": ["a"]}
+    portal.rt.grants.update_policy(grant_id, {"callers": ["b"], **APPROVAL}, FIXTURE)
+    stored = portal.rt.grants.get(grant_id)["policy"]["requires_approval"]
+    other = {"requires_approval": {"methods": ["GET"], "approvers": ["bob@example.com"]}}
+    portal.rt.grants.update_policy(grant_id, {"callers": ["c"], **other}, FIXTURE, keep=kept)
+    assert portal.rt.grants.get(grant_id)["policy"] == {
+        "callers": ["c"],
+        "requires_approval": stored,
+    }
