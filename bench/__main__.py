@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import durability, load, procs, report
+from bench.bare import BARE_KEY
 from bench.load import Result
 from bench.report import Row, Sample
 from bench.sdkload import SdkLoad, run_sdk
@@ -62,6 +64,7 @@ def _specs(
     nginx: procs.Nginx | None,
     sdk_procs: int,
     traced: procs.VaultProc | None = None,
+    bare: tuple[int, int] | None = None,
 ) -> list[Spec]:
     auth = {"Authorization": f"Bearer {vault.app_key}"}
     proxy_url = f"{vault.base_url}/proxy/{vault.grant_id}/"
@@ -89,6 +92,7 @@ def _specs(
 
     sdk = SdkLoad(vault.base_url, vault.app_key, origin + "/", vault.grant_id)
     sync_sdk = SdkLoad(vault.base_url, vault.app_key, origin + "/", vault.grant_id, sync=True)
+    bare_sdk = SdkLoad(vault.base_url, vault.app_key, origin + "/", vault.grant_id, bare=True)
     specs = [
         Spec(
             "(a) upstream direct",
@@ -112,6 +116,11 @@ def _specs(
             lambda c, s: run_sdk(sync_sdk, connections=c, seconds=s, processes=sdk_procs),
             vault.pid,
         ),
+        Spec(
+            "(j) bare Python client",
+            lambda c, s: run_sdk(bare_sdk, connections=c, seconds=s, processes=sdk_procs),
+            vault.pid,
+        ),
     ]
     if traced is not None:
         # The same vault with traces exported over OTLP (to a collector that answers 200):
@@ -127,6 +136,25 @@ def _specs(
                 traced.pid,
             )
         )
+    if bare is not None:
+        # The floor (bench/bare.py): the least a Python proxy must do, served as the vault is.
+        bare_pid, bare_port = bare
+        bare_url = f"http://127.0.0.1:{bare_port}/proxy/bench/"
+        bare_auth = {"Authorization": f"Bearer {BARE_KEY}"}
+        specs.append(
+            Spec(
+                "(h) bare Python proxy",
+                lambda c, s: load.run_wrk(bare_url, connections=c, seconds=s, headers=bare_auth),
+                bare_pid,
+            )
+        )
+        specs.append(
+            Spec(
+                "(i) bare Python /sdk/token",
+                lambda c, s: _bare_token(bare_port, origin, c, s),
+                bare_pid,
+            )
+        )
     if nginx:
         url = f"http://127.0.0.1:{nginx.proxy_port}/"
         specs.append(
@@ -137,6 +165,15 @@ def _specs(
             )
         )
     return specs
+
+
+def _bare_token(port: int, origin: str, c: int, secs: int) -> Result:
+    body = {"grant_id": "bench", "reason": "bench", "request": {"method": "GET", "url": origin}}
+    base = f"http://127.0.0.1:{port}"
+    script = load.signed_script(
+        "/sdk/token", body, BARE_KEY, count=20_000 * secs, threads=1 if c == 1 else 2
+    )
+    return load.run_wrk(base + "/sdk/token", connections=c, seconds=secs, script=script)
 
 
 def _run_all(specs: list[Spec], vault_pid: int, secs: int, reps: int) -> list[Row]:
@@ -232,9 +269,15 @@ def main() -> None:
             args.workers,
             extra_env={"VAULTGATE_OTLP_ENDPOINT": endpoint},
         )
+    bare = None
+    if not args.rows or "h" in args.rows or "i" in args.rows:
+        bare_port = procs.free_port()
+        bare = (*procs.start_bare(bare_port, origin, args.workers), bare_port)
     load_before = os.getloadavg()
     try:
-        specs = _chosen(_specs(vault, origin, nginx, args.sdk_processes, traced), args.rows)
+        bare_spec = (bare[0].pid, bare[2]) if bare else None
+        specs = _specs(vault, origin, nginx, args.sdk_processes, traced, bare_spec)
+        specs = _chosen(specs, args.rows)
         rows = _run_all(specs, vault.pid, args.seconds, args.reps)
         memory = [] if args.rows else _memory(vault, args.seconds)
         supervisor = procs.rss_mib(vault.pid) if args.workers > 1 else None
@@ -244,6 +287,10 @@ def main() -> None:
             traced.stop()
         if collector is not None:
             collector.terminate()
+        if bare is not None:
+            bare[0].terminate()
+            bare[0].wait(timeout=20)
+            shutil.rmtree(bare[1], ignore_errors=True)
         if nginx:
             nginx.stop()
         if fallback:

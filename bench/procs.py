@@ -255,6 +255,22 @@ def start_vault(
     return VaultProc(proc, base, init["admin_key"], key, secret["grant_id"], workdir)
 
 
+def start_bare(
+    port: int, upstream_origin: str, workers: int
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Row (h)'s bare Python proxy (bench/bare.py), on its own SQLite file."""
+    workdir = Path(tempfile.mkdtemp(prefix="vg-bench-bare-"))
+    database = str(workdir / "audit.db")
+    cmd = [sys.executable, "-m", "bench.bare", str(port), upstream_origin, database, str(workers)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, workdir
+
+
 def free_port() -> int:
     import socket
 

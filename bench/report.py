@@ -159,6 +159,7 @@ def goals(rows: list[Row], memory: list[tuple[int, list[float]]]) -> list[str]:
             f"- (b) adds {extra:.2f} ms at p50 over (a) at c=1 (goal <= 0.7 ms): "
             f"{_ok(extra <= 0.7)}"
         )
+    out += _floor(rows)
     out += _sdk_goals(rows)
     out += _tracing_cost(rows)
     if memory:
@@ -177,9 +178,40 @@ def goals(rows: list[Row], memory: list[tuple[int, list[float]]]) -> list[str]:
     return out
 
 
+def _floor(rows: list[Row]) -> list[str]:
+    """Row (h), the bare Python proxy (bench/bare.py): what the goals of (b) ask of any Python
+    process doing this work here, and how much of it the vault reaches."""
+    out = []
+    h32, f32, b32 = _find(rows, "(h)", 32), _find(rows, "(f)", 32), _find(rows, "(b)", 32)
+    if h32 and f32 and f32.rps:
+        cpu = ""
+        if h32.cpu_us and f32.cpu_us:
+            cpu = f", CPU {h32.cpu_us:.0f} us per request, {h32.cpu_us / f32.cpu_us:.1f}x nginx's"
+        out.append(
+            f"- the floor: (h) bare Python proxy at c=32 is {h32.rps / f32.rps:.3f}x (f){cpu}"
+            + (f"; (b) reaches {b32.rps / h32.rps:.0%} of it" if b32 and h32.rps else "")
+        )
+    a1, h1 = _find(rows, "(a)", 1), _find(rows, "(h)", 1)
+    if a1 and h1:
+        out.append(f"- the floor: (h) adds {h1.p50_ms - a1.p50_ms:.2f} ms at p50 over (a) at c=1")
+    i32, d32 = _find(rows, "(i)", 32), _find(rows, "(d)", 32)
+    if i32 and f32 and f32.rps:
+        out.append(
+            f"- the floor: (i) bare Python /sdk/token at c=32 is {i32.rps / f32.rps:.3f}x (f)"
+            + (f"; (d) reaches {d32.rps / i32.rps:.0%} of it" if d32 and i32.rps else "")
+        )
+    return out
+
+
 def _sdk_goals(rows: list[Row]) -> list[str]:
     """The SDK goals for (e), ``AlterVault``, and the same bars for (s), ``SyncVault``."""
     out = []
+    a1, d1, j1 = _find(rows, "(a)", 1), _find(rows, "(d)", 1), _find(rows, "(j)", 1)
+    if a1 and d1 and j1:
+        out.append(
+            f"- the floor: (j) bare Python client at c=1 adds "
+            f"{j1.p50_ms - (d1.p50_ms + a1.p50_ms):.2f} ms at p50 over (d) plus (a)"
+        )
     for twin in ("(e)", "(s)"):
         a1, d1, e1 = _find(rows, "(a)", 1), _find(rows, "(d)", 1), _find(rows, twin, 1)
         if a1 and d1 and e1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ class SdkLoad:
     url: str
     grant_id: str
     sync: bool = False
+    bare: bool = False  # row (j): the floor under (e), a client doing only the two calls
 
 
 def split(connections: int, processes: int) -> list[int]:
@@ -114,6 +116,84 @@ async def _child(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+async def _bare_worker(cfg: dict[str, Any], deadline: float, out: dict[str, Any]) -> None:
+    """The floor under ``vault.request()``: sign, ``/sdk/token``, the upstream call with the
+    header it returned, over two kept-alive connections; no outcome report, no models, no
+    error tree. What (j) adds over (d) plus (a) is what any Python client pays here."""
+    from urllib.parse import urlsplit
+
+    from vaultgate.injection.signing import sign_request, signing_key
+
+    vault, upstream = urlsplit(cfg["base_url"]), urlsplit(cfg["url"])
+    to_vault = await asyncio.open_connection(vault.hostname, vault.port)
+    to_upstream = await asyncio.open_connection(upstream.hostname, upstream.port)
+    key = signing_key(cfg["api_key"])
+    body = json.dumps(
+        {
+            "grant_id": cfg["grant_id"],
+            "reason": "bench",
+            "request": {"method": "GET", "url": cfg["url"]},
+        },
+        separators=(",", ":"),
+    ).encode()
+    host = f"Host: {vault.netloc}\r\nx-api-key: {cfg['api_key']}\r\n"
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        signed = sign_request(
+            cfg["api_key"],
+            "POST",
+            "/sdk/token",
+            body,
+            now=int(time.time()),
+            nonce=secrets.token_hex(16),
+            key=key,
+        )
+        lines = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+        request = (
+            f"POST /sdk/token HTTP/1.1\r\n{host}{lines}Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        status, answer = await _exchange(*to_vault, request)
+        if status != 200:
+            out["errors"] += 1
+            continue
+        token = json.loads(answer)["access_token"]  # the bench's grant is a bearer token
+        call = (
+            f"GET {upstream.path or '/'} HTTP/1.1\r\nHost: {upstream.netloc}\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        )
+        status, _ = await _exchange(*to_upstream, call.encode())
+        if status != 200:
+            out["errors"] += 1
+            continue
+        out["latencies"].append(round((time.perf_counter() - started) * 1000, 3))
+
+
+async def _bare_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "errors": 0}
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    started, cpu = time.monotonic(), time.process_time()
+    deadline = started + cfg["seconds"]
+    await asyncio.gather(*(_bare_worker(cfg, deadline, out) for _ in range(cfg["connections"])))
+    elapsed = time.monotonic() - started
+    return out | {"elapsed": elapsed, "dropped": 0, "failed": 0, "cpu": time.process_time() - cpu}
+
+
 def _sync_worker(vault: Any, cfg: dict[str, Any], deadline: float, out: dict[str, Any]) -> None:
     latencies: list[float] = []
     while time.monotonic() < deadline:
@@ -168,7 +248,8 @@ def main() -> None:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(json.dumps(runner(_child(cfg))), flush=True)
+    child = _bare_child(cfg) if cfg.get("bare") else _child(cfg)
+    print(json.dumps(runner(child)), flush=True)
 
 
 if __name__ == "__main__":
