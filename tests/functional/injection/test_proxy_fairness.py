@@ -72,13 +72,19 @@ async def test_a_slow_tenant_cannot_starve_another(
         ]
         await asyncio.to_thread(slow.wait_for, lambda s: s.hanging == PER_HOST)
         # Every call beyond the grant's share comes back at once, while the rest hang.
-        while sum(c.done() for c in calls) < SLOW_CALLS - IN_FLIGHT:
+        while len(_refused(calls)) < SLOW_CALLS - IN_FLIGHT:
             pending = [c for c in calls if not c.done()]
             finished, _ = await asyncio.wait(
                 pending, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
             )
             assert finished, "the calls beyond the grant's share were not answered"
-        refused = [c.result() for c in calls if c.done()]
+        refused = _refused(calls)
+        # The calls inside the grant's share but beyond the host's connections wait for a pooled
+        # connection, and that wait is bounded by the connect timeout: on a slow host they may
+        # come back 504 before the loop above is done. Nothing else may have come back.
+        queued = [c.result() for c in calls if c.done() and c.result().status_code != 429]
+        assert len(queued) <= IN_FLIGHT - PER_HOST
+        assert all(r.status_code == 504 and "in time" in r.text for r in queued), queued
         # The other app has its own connection, as another app would: reusing one of the hog's
         # idle keep-alive connections would race the vault closing it after the header timeout.
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as own:
@@ -91,7 +97,6 @@ async def test_a_slow_tenant_cannot_starve_another(
         slow.release()
         answers = await asyncio.gather(*calls)
     assert len(refused) == SLOW_CALLS - IN_FLIGHT
-    assert {r.status_code for r in refused} == {429}
     detail = refused[0].json()["detail"]
     assert detail["error"] == "concurrency_limit_exceeded"
     assert "VAULTGATE_MAX_INFLIGHT_PER_GRANT" in detail["message"]
@@ -103,6 +108,10 @@ async def test_a_slow_tenant_cannot_starve_another(
         if e["code"] == "concurrency_limit_exceeded"
     ]
     assert denials, "the refusals were not audited"
+
+
+def _refused(calls: list[asyncio.Future[httpx.Response]]) -> list[httpx.Response]:
+    return [c.result() for c in calls if c.done() and c.result().status_code == 429]
 
 
 def _sdk_proxy_bytes(vault: Vault, key: str, url: str, grant: str) -> bytes:
